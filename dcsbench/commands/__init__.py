@@ -1,0 +1,1 @@
+"""Subcommands of the ``dcsbench`` CLI, one module per area (see :mod:`dcsbench.cli`)."""

@@ -1,0 +1,633 @@
+"""Scores from result records: normalized scores, rliable aggregates and plots (PROTOCOL.md section 5).
+
+Everything here is a function of result records (or of the one-row-per-record frame built from
+them); nothing imports an agent. The pipeline is::
+
+    records = load_records(["runs/"])                 # validated ResultRecords
+    frame = records_to_frame(records)                 # pandas, one row per run
+    aggregate(frame)                                  # mean / IQM / optimality gap + 95% CIs
+    probability_of_improvement(frame, baseline="bc")  # P(method > BC) at the same budget
+    label_efficiency(frame)                           # score vs budget + mean over log2(budget)
+    write_plots(frame, "plots/")                      # PNGs (rliable.plot_utils, matplotlib Agg)
+
+Normalized score = mean return / reference return. The reference is BC trained on the *full*
+train set with every action revealed, evaluated under the same protocol. Lookup order of
+:func:`get_reference`:
+
+1. a reference measured by ``dcsbench reference DATASET`` for exactly this dataset and
+   background source (``dcsbench/registry_data/references.json``, with provenance);
+2. a measured reference of the ``full`` tier of the same task, setting and source;
+3. the paper's Table 3 values (:data:`dcsbench.registry.REFERENCES`, DAVIS source only).
+
+A missing reference is an error (:class:`MissingReferenceError`, which names the command that
+measures it). Raw returns never depend on references, so the runner writes records even when
+no reference exists (``normalized_score: null`` plus a warning) and :func:`records_to_frame`
+recomputes every score from the raw returns with the references known *now*; pass
+``missing_reference="nan"`` to keep such runs with NaN scores instead of failing.
+
+The generalization score (novel backgrounds) is normalized by the same reference as the
+primary score (BC with train backgrounds), so it shows the drop under unseen distractors.
+
+Aggregates follow rliable (Agarwal et al., 2021): a group's scores form a matrix of
+``runs x tasks`` (tasks = dataset + source, runs = seeds present for every task); point
+estimates and 95% stratified-bootstrap percentile CIs come from
+:func:`rliable.library.get_interval_estimates`.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import math
+import os
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Iterable, Sequence
+
+import numpy as np
+
+from dcsbench import registry
+from dcsbench.results import ResultRecord, atomic_write_text, load_record
+
+#: Measured references shipped with the package (written by ``dcsbench reference``).
+REFERENCES_FILE = Path(__file__).parent / "registry_data" / "references.json"
+
+#: Environment variable overriding :data:`REFERENCES_FILE` (tests, private references).
+REFERENCES_ENV = "DCSBENCH_REFERENCES"
+
+#: Default number of bootstrap replications (rliable recommends >= 2000 for 95% CIs).
+DEFAULT_REPS = 2000
+
+def _rliable_metrics() -> dict[str, Callable[[np.ndarray], float]]:
+    """The aggregate metrics of :func:`aggregate`: name -> function of a runs x tasks matrix."""
+    from rliable import metrics
+
+    return {
+        "mean": metrics.aggregate_mean,
+        "iqm": metrics.aggregate_iqm,
+        "optimality_gap": metrics.aggregate_optimality_gap,
+    }
+
+
+class MissingReferenceError(ValueError):
+    """No reference return is known for a (dataset, task, setting, source)."""
+
+
+# --------------------------------------------------------------------------- references
+
+
+@dataclass(frozen=True)
+class MeasuredReference:
+    """A reference return measured by ``dcsbench reference`` (one entry of references.json).
+
+    Attributes:
+        dataset: dataset name the reference was measured on, e.g. ``cheetah-run-distractors-tiny``.
+        task, setting, tier, source: the dataset's identity.
+        ret: mean primary return of BC trained on every train trajectory with all actions.
+        provenance: the rest of the entry (record file hash, date, dcsbench commit, budget,
+            method/preset, dataset content hash, per-episode returns, ...).
+    """
+
+    dataset: str
+    task: str
+    setting: str
+    tier: str
+    source: str
+    ret: float
+    provenance: dict[str, Any]
+
+
+def references_path() -> Path:
+    """The references file in use: ``$DCSBENCH_REFERENCES`` if set, else the packaged one."""
+    env = os.environ.get(REFERENCES_ENV)
+    return Path(env) if env else REFERENCES_FILE
+
+
+def _ref_key(dataset: str, source: str) -> str:
+    return f"{dataset}/{source}"
+
+
+def load_measured_references(path: str | os.PathLike | None = None) -> dict[str, MeasuredReference]:
+    """Read measured references, keyed ``"{dataset}/{source}"`` (empty if the file is absent)."""
+    path = Path(path) if path is not None else references_path()
+    if not path.exists():
+        return {}
+    data = json.loads(path.read_text(encoding="utf-8"))
+    if data.get("format") != 1 or not isinstance(data.get("references"), dict):
+        raise ValueError(f"{path}: not a dcsbench references file (expected format 1)")
+    out = {}
+    for key, e in data["references"].items():
+        try:
+            ret = float(e["return"])
+            ref = MeasuredReference(dataset=e["dataset"], task=e["task"], setting=e["setting"],
+                                    tier=e["tier"], source=e["source"], ret=ret,
+                                    provenance={k: v for k, v in e.items() if k != "return"})
+        except (KeyError, TypeError, ValueError) as err:
+            raise ValueError(f"{path}: malformed reference {key!r} ({err!r})") from None
+        if not (math.isfinite(ret) and ret > 0):
+            raise ValueError(f"{path}: reference {key!r} has non-positive return {ret}")
+        out[key] = ref
+    return out
+
+
+def store_reference(entry: dict[str, Any], path: str | os.PathLike | None = None) -> Path:
+    """Add or replace one measured reference (atomically) and return the file written.
+
+    ``entry`` needs ``dataset, task, setting, tier, source, return`` plus provenance fields.
+    """
+    for k in ("dataset", "task", "setting", "tier", "source", "return"):
+        if k not in entry:
+            raise ValueError(f"reference entry lacks {k!r}")
+    path = Path(path) if path is not None else references_path()
+    data = {"format": 1, "references": {}}
+    if path.exists():
+        data = json.loads(path.read_text(encoding="utf-8"))
+    data["references"][_ref_key(entry["dataset"], entry["source"])] = entry
+    data["references"] = dict(sorted(data["references"].items()))
+    atomic_write_text(path, json.dumps(data, indent=2, sort_keys=False) + "\n")
+    return path
+
+
+def get_reference(task: str, setting: str, source: str, dataset: str | None = None,
+                  references: dict[str, MeasuredReference] | None = None) -> registry.Reference:
+    """The reference return for a run (lookup order in the module docstring).
+
+    Raises:
+        MissingReferenceError: naming the dataset and the command that measures it.
+    """
+    registry.check_choice("task", task, registry.TASKS)
+    registry.check_choice("setting", setting, registry.SETTINGS)
+    registry.check_choice("source", source, registry.SOURCES)
+    refs = load_measured_references() if references is None else references
+    candidates = [dataset] if dataset else []
+    candidates.append(f"{task}-{setting}-full")
+    for name in candidates:
+        m = refs.get(_ref_key(name, source))
+        if m is not None:
+            return registry.Reference(m.ret, f"measured by dcsbench on {m.dataset} ({m.source})",
+                                      dict(m.provenance))
+    paper = registry.REFERENCES.get((task, setting, source))
+    if paper is not None:
+        return paper
+    want = dataset or f"{task}-{setting}-full"
+    raise MissingReferenceError(
+        f"no reference return for dataset {want!r} (task={task}, setting={setting}, "
+        f"source={source}); measure it with `dcsbench reference {want}` "
+        f"(known: {', '.join(sorted(refs)) or 'none measured'}; paper values exist for source=davis)")
+
+
+def normalized_score(ret: float, task: str, setting: str, source: str,
+                     dataset: str | None = None) -> float:
+    """``ret / reference`` for the run's dataset (see :func:`get_reference`)."""
+    return float(ret) / get_reference(task, setting, source, dataset).ret
+
+
+# --------------------------------------------------------------------------- records -> frame
+
+
+def load_records(paths: Iterable[str | os.PathLike]) -> list[tuple[Path, ResultRecord]]:
+    """Load and validate records from files and folders (folders: every ``*.json`` below).
+
+    Returns ``(path, record)`` pairs sorted by path. A malformed file raises
+    :class:`dcsbench.results.RecordError` naming the file and field.
+    """
+    files: list[Path] = []
+    for p in map(Path, paths):
+        if p.is_dir():
+            files.extend(sorted(q for q in p.rglob("*.json") if not q.name.startswith(".")))
+        elif p.exists():
+            files.append(p)
+        else:
+            raise FileNotFoundError(f"no such record file or folder: {p}")
+    return [(f, load_record(f)) for f in sorted(set(files))]
+
+
+#: Columns of :func:`records_to_frame` (offline metrics are appended as ``offline_<name>``).
+FRAME_COLUMNS = (
+    "method", "method_version", "dataset", "task", "setting", "tier", "source", "task_key",
+    "budget", "seed", "n_episodes", "protocol_compliant", "primary_return",
+    "generalization_return", "reference_return", "primary_score", "generalization_score",
+    "timestamp", "path",
+)
+
+
+def records_to_frame(records: Iterable[ResultRecord | tuple[Any, ResultRecord] | str | os.PathLike],
+                     missing_reference: str = "error", dedupe: bool = True):
+    """One row per record, with normalized scores recomputed from the raw returns.
+
+    Args:
+        records: :class:`ResultRecord` objects, ``(path, record)`` pairs from
+            :func:`load_records`, or paths of record files/folders.
+        missing_reference: ``"error"`` (default) raises :class:`MissingReferenceError`;
+            ``"nan"`` keeps the run with NaN scores and warns once per dataset.
+        dedupe: drop repeated runs of the same (method, version, dataset, source, budget,
+            seed), keeping the newest timestamp (with a warning).
+
+    Returns:
+        ``pandas.DataFrame`` with :data:`FRAME_COLUMNS` (+ ``offline_*`` columns).
+    """
+    import pandas as pd
+
+    if missing_reference not in ("error", "nan"):
+        raise ValueError(f"missing_reference must be 'error' or 'nan', got {missing_reference!r}")
+    items: list[tuple[str | None, ResultRecord]] = []
+    paths = []
+    for r in records:
+        if isinstance(r, ResultRecord):
+            items.append((None, r))
+        elif isinstance(r, tuple):
+            items.append((str(r[0]), r[1]))
+        else:
+            paths.append(r)
+    items += [(str(p), r) for p, r in load_records(paths)] if paths else []
+
+    refs = load_measured_references()
+    warned: set[str] = set()
+    rows = []
+    for path, r in items:
+        try:
+            ref = get_reference(r.task, r.setting, r.source, r.dataset.name, refs).ret
+        except MissingReferenceError:
+            if missing_reference == "error":
+                raise
+            if r.dataset.name not in warned:
+                warnings.warn(f"no reference for {r.dataset.name} ({r.source}): "
+                              f"normalized scores are NaN", stacklevel=2)
+                warned.add(r.dataset.name)
+            ref = math.nan
+        gen = r.generalization.mean_return if r.generalization is not None else math.nan
+        row = {
+            "method": r.method.name, "method_version": r.method.version,
+            "dataset": r.dataset.name, "task": r.task, "setting": r.setting, "tier": r.tier,
+            "source": r.source, "task_key": f"{r.dataset.name}/{r.source}",
+            "budget": r.budget, "seed": r.seed, "n_episodes": len(r.primary.returns),
+            "protocol_compliant": r.protocol_compliant,
+            "primary_return": r.primary.mean_return, "generalization_return": gen,
+            "reference_return": ref, "primary_score": r.primary.mean_return / ref,
+            "generalization_score": gen / ref, "timestamp": r.timestamp, "path": path,
+        }
+        row.update({f"offline_{k}": v for k, v in r.offline_metrics.items()})
+        rows.append(row)
+    frame = pd.DataFrame(rows, columns=None if rows else list(FRAME_COLUMNS))
+    if dedupe and len(frame):
+        key = ["method", "method_version", "dataset", "source", "budget", "seed"]
+        frame = frame.sort_values("timestamp")
+        dup = frame.duplicated(key, keep="last")
+        if dup.any():
+            warnings.warn(f"{int(dup.sum())} duplicate run(s) dropped (kept the newest): "
+                          + "; ".join(frame.loc[dup, "path"].astype(str).head(5)), stacklevel=2)
+            frame = frame[~dup]
+    return frame.sort_values(["method", "task_key", "budget", "seed"]).reset_index(drop=True)
+
+
+def _as_frame(records_or_frame, missing_reference: str = "error"):
+    import pandas as pd
+
+    if isinstance(records_or_frame, pd.DataFrame):
+        return records_or_frame
+    return records_to_frame(records_or_frame, missing_reference=missing_reference)
+
+
+def score_matrix(frame, score: str = "primary_score") -> tuple[np.ndarray, list[str], list[int]]:
+    """The ``runs x tasks`` matrix of one group (rliable's layout).
+
+    Tasks are ``task_key`` values; runs are the seeds present for *every* task (seeds missing
+    for some task are dropped with a warning, since stratified bootstrap needs a rectangle).
+    Returns ``(matrix, tasks, seeds)``.
+    """
+    frame = frame[np.isfinite(frame[score].to_numpy(dtype=float))]
+    tasks = sorted(frame["task_key"].unique())
+    per_task = [set(frame.loc[frame["task_key"] == t, "seed"]) for t in tasks]
+    seeds = sorted(set.intersection(*per_task)) if per_task else []
+    dropped = sum(len(s) for s in per_task) - len(seeds) * len(tasks)
+    if dropped:
+        warnings.warn(f"{dropped} run(s) dropped: seeds {seeds} are the ones present for every "
+                      f"task of the group", stacklevel=2)
+    pivot = frame.pivot_table(index="seed", columns="task_key", values=score, aggfunc="mean")
+    mat = pivot.loc[seeds, tasks].to_numpy(dtype=float) if seeds else np.zeros((0, len(tasks)))
+    return mat, tasks, seeds
+
+
+class _seeded_global_rng:
+    """rliable's bootstrap draws from numpy's *global* RNG: seed it, then restore it."""
+
+    def __init__(self, seed: int):
+        self.seed = seed
+
+    def __enter__(self):
+        self.state = np.random.get_state()
+        np.random.seed(self.seed)
+
+    def __exit__(self, *exc):
+        np.random.set_state(self.state)
+
+
+def _interval(score_dict, func, reps: int, seed: int, confidence: float):
+    from rliable import library
+
+    with _seeded_global_rng(seed):
+        point, ci = library.get_interval_estimates(
+            score_dict, func, reps=reps, confidence_interval_size=confidence)
+    return ({k: float(np.ravel(v)[0]) for k, v in point.items()},
+            {k: np.ravel(v) for k, v in ci.items()})
+
+
+def _groups(frame, by: Sequence[str]):
+    by = list(by)
+    for col in by:
+        if col not in frame.columns:
+            raise ValueError(f"cannot group by {col!r}; columns: {', '.join(frame.columns)}")
+    if not by:
+        yield (), frame
+        return
+    for key, sub in frame.groupby(by, sort=True):
+        yield (key if isinstance(key, tuple) else (key,)), sub
+
+
+def aggregate(records_or_frame, by: Sequence[str] = ("method", "budget"),
+              score: str = "primary_score", reps: int = DEFAULT_REPS, seed: int = 0,
+              confidence: float = 0.95, missing_reference: str = "error"):
+    """Mean, IQM and optimality gap of normalized scores with stratified-bootstrap CIs.
+
+    Args:
+        records_or_frame: records (see :func:`records_to_frame`) or its frame.
+        by: columns defining a group (one output row each).
+        score: ``"primary_score"`` or ``"generalization_score"`` (or any numeric column).
+        reps: bootstrap replications (tests use a few hundred; reports 2000+).
+        seed: seed of the bootstrap (results are reproducible).
+        confidence: CI coverage.
+
+    Returns:
+        ``DataFrame`` with the ``by`` columns, ``n_tasks``, ``n_runs`` and for each metric
+        ``m`` in (mean, iqm, optimality_gap): ``m``, ``m_lo``, ``m_hi``.
+    """
+    import pandas as pd
+
+    frame = _as_frame(records_or_frame, missing_reference)
+    metrics = _rliable_metrics()
+    rows = []
+    for key, sub in _groups(frame, by):
+        mat, tasks, seeds = score_matrix(sub, score)
+        row = dict(zip(by, key), n_tasks=len(tasks), n_runs=len(seeds))
+        if mat.size == 0:
+            for m in metrics:
+                row.update({m: math.nan, f"{m}_lo": math.nan, f"{m}_hi": math.nan})
+        else:
+            for m, fn in metrics.items():
+                point, ci = _interval({"g": mat}, fn, reps, seed, confidence)
+                row.update({m: float(point["g"]), f"{m}_lo": float(ci["g"][0]),
+                            f"{m}_hi": float(ci["g"][1])})
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def probability_of_improvement(records_or_frame, baseline: str = "bc",
+                               by: Sequence[str] = ("budget",), score: str = "primary_score",
+                               reps: int = DEFAULT_REPS, seed: int = 0, confidence: float = 0.95,
+                               missing_reference: str = "error"):
+    """P(method > baseline) at the same budget (rliable's average probability of improvement).
+
+    For every group of ``by`` (default: each budget) and every method other than ``baseline``,
+    both methods' ``runs x tasks`` matrices are restricted to the tasks they share, and
+    ``P(X > Y)`` (Mann-Whitney statistic averaged over tasks) is estimated with a 95%
+    stratified independent bootstrap CI. Groups where the baseline has no runs are skipped.
+
+    Returns:
+        ``DataFrame`` with the ``by`` columns, ``method``, ``baseline``, ``n_tasks``,
+        ``prob``, ``prob_lo``, ``prob_hi``.
+    """
+    import pandas as pd
+    from rliable import metrics
+
+    frame = _as_frame(records_or_frame, missing_reference)
+    rows = []
+    for key, sub in _groups(frame, [c for c in by if c != "method"]):
+        base = sub[sub["method"] == baseline]
+        if base.empty:
+            continue
+        for method in sorted(set(sub["method"]) - {baseline}):
+            mine = sub[sub["method"] == method]
+            shared = sorted(set(mine["task_key"]) & set(base["task_key"]))
+            if not shared:
+                continue
+            x, _, _ = score_matrix(mine[mine["task_key"].isin(shared)], score)
+            y, _, _ = score_matrix(base[base["task_key"].isin(shared)], score)
+            if x.size == 0 or y.size == 0:
+                continue
+            point, ci = _interval({"p": [x, y]}, metrics.probability_of_improvement,
+                                  reps, seed, confidence)
+            rows.append(dict(zip(by, key), method=method, baseline=baseline, n_tasks=len(shared),
+                             prob=float(point["p"]), prob_lo=float(ci["p"][0]),
+                             prob_hi=float(ci["p"][1])))
+    return pd.DataFrame(rows)
+
+
+def label_efficiency(records_or_frame, metric: str = "iqm", by: Sequence[str] = ("method",),
+                     score: str = "primary_score", reps: int = DEFAULT_REPS, seed: int = 0,
+                     missing_reference: str = "error"):
+    """Label-efficiency: the aggregate score at each budget, and its mean over log2(budget).
+
+    The summary ``log_mean`` is the area under the curve (trapezoid rule) of ``metric`` against
+    ``log2(budget)``, divided by the log2 range of the budgets: the curve's mean on a log axis.
+    With a single budget it is that budget's value.
+
+    Returns:
+        ``(curve, summary)``: ``curve`` is :func:`aggregate` by ``by + budget``; ``summary``
+        has the ``by`` columns, ``budgets`` (list), ``log_mean``.
+    """
+    import pandas as pd
+
+    if metric not in ("mean", "iqm", "optimality_gap"):
+        raise ValueError(f"metric must be mean, iqm or optimality_gap, got {metric!r}")
+    frame = _as_frame(records_or_frame, missing_reference)
+    curve = aggregate(frame, by=[*by, "budget"], score=score, reps=reps, seed=seed)
+    rows = []
+    for key, sub in _groups(curve, by):
+        sub = sub.dropna(subset=[metric]).sort_values("budget")
+        if sub.empty:
+            continue
+        x = np.log2(sub["budget"].to_numpy(dtype=float).clip(min=1))
+        y = sub[metric].to_numpy(dtype=float)
+        log_mean = float(y[0]) if len(x) == 1 else float(np.sum((y[1:] + y[:-1]) / 2 * np.diff(x)) / (x[-1] - x[0]))
+        rows.append(dict(zip(by, key), budgets=[int(b) for b in sub["budget"]], log_mean=log_mean))
+    return curve, pd.DataFrame(rows)
+
+
+def performance_profiles(records_or_frame, taus: Sequence[float] | None = None,
+                         by: Sequence[str] = ("method", "budget"), score: str = "primary_score",
+                         reps: int = DEFAULT_REPS, seed: int = 0, missing_reference: str = "error"):
+    """Score distributions (fraction of runs with normalized score > tau) with 95% CIs.
+
+    Returns ``(taus, profiles, cis)``; ``profiles`` and ``cis`` are dicts keyed by a label
+    of the group (e.g. ``"laom b=8"``).
+    """
+    from rliable import library
+
+    frame = _as_frame(records_or_frame, missing_reference)
+    taus = np.linspace(0.0, 1.5, 61) if taus is None else np.asarray(taus, dtype=float)
+    score_dict = {}
+    for key, sub in _groups(frame, by):
+        mat, _, _ = score_matrix(sub, score)
+        if mat.size:
+            score_dict[_label(by, key)] = mat
+    if not score_dict:
+        return taus, {}, {}
+    with _seeded_global_rng(seed):
+        profiles, cis = library.create_performance_profile(score_dict, taus, reps=reps)
+    return taus, profiles, cis
+
+
+def _label(by: Sequence[str], key: tuple) -> str:
+    parts = []
+    for col, val in zip(by, key):
+        parts.append(f"b={val}" if col == "budget" else str(val))
+    return " ".join(parts) or "all"
+
+
+# --------------------------------------------------------------------------- plots
+
+
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def plot_aggregates(agg, path: str | os.PathLike, by: Sequence[str] = ("method", "budget")) -> Path:
+    """Interval-estimate plot (mean, IQM, optimality gap with CIs) of an :func:`aggregate` frame."""
+    from rliable import plot_utils
+
+    plt = _pyplot()
+    names = ["mean", "iqm", "optimality_gap"]
+    agg = agg.dropna(subset=names)
+    points, cis, algos = {}, {}, []
+    for _, row in agg.iterrows():
+        label = _label(by, tuple(row[c] for c in by))
+        algos.append(label)
+        points[label] = np.array([row[m] for m in names])
+        cis[label] = np.array([[row[f"{m}_lo"] for m in names], [row[f"{m}_hi"] for m in names]])
+    fig, _ = plot_utils.plot_interval_estimates(points, cis, metric_names=["Mean", "IQM", "Optimality gap"],
+                                                algorithms=algos, xlabel="Normalized score",
+                                                xlabel_y_coordinate=-0.35)
+    return _save(fig, plt, path)
+
+
+def plot_label_efficiency(curve, path: str | os.PathLike, metric: str = "iqm",
+                          by: Sequence[str] = ("method",)) -> Path:
+    """Label-efficiency curves (aggregate normalized score vs budget, log2 x axis) with CIs."""
+    from rliable import plot_utils
+
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(7, 5))
+    budgets = sorted(curve["budget"].unique())
+    points, cis, algos = {}, {}, []
+    for key, sub in _groups(curve, by):
+        sub = sub.set_index("budget").reindex(budgets)
+        label = _label(by, key)
+        algos.append(label)
+        points[label] = sub[metric].to_numpy(dtype=float)
+        cis[label] = np.stack([sub[f"{metric}_lo"].to_numpy(dtype=float),
+                               sub[f"{metric}_hi"].to_numpy(dtype=float)])
+    plot_utils.plot_sample_efficiency_curve(
+        np.array(budgets, dtype=float), points, cis, algorithms=algos, ax=ax,
+        xlabel="Labeled trajectories (budget)", ylabel=f"{metric.upper()} normalized score",
+        labelsize="large", ticklabelsize="large")
+    ax.set_xscale("log", base=2)
+    ax.set_xticks(budgets, [str(int(b)) for b in budgets])
+    ax.legend(loc="best")
+    return _save(fig, plt, path)
+
+
+def plot_profiles(taus, profiles, cis, path: str | os.PathLike) -> Path:
+    """Performance-profile plot (score distributions with CI bands)."""
+    from rliable import plot_utils
+
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(7, 5))
+    plot_utils.plot_performance_profiles(profiles, taus, performance_profile_cis=cis, ax=ax,
+                                         xlabel=r"Normalized score ($\tau$)",
+                                         labelsize="large", ticklabelsize="large")
+    ax.legend(list(profiles), loc="best")
+    return _save(fig, plt, path)
+
+
+def plot_probability_of_improvement(poi, path: str | os.PathLike) -> Path:
+    """Horizontal interval plot of P(method > baseline) per (method, budget)."""
+    plt = _pyplot()
+    labels = [f"{r.method} b={r.budget}" if "budget" in poi else str(r.method)
+              for r in poi.itertuples()]
+    fig, ax = plt.subplots(figsize=(6, 0.45 * max(len(labels), 2) + 1))
+    y = np.arange(len(labels))
+    ax.hlines(y, poi["prob_lo"], poi["prob_hi"], lw=6, alpha=0.4)
+    ax.plot(poi["prob"], y, "k|", ms=14)
+    ax.axvline(0.5, ls="--", c="gray")
+    ax.set_yticks(y, labels)
+    ax.set_xlim(0, 1)
+    baseline = poi["baseline"].iloc[0] if len(poi) else "baseline"
+    ax.set_xlabel(f"P(method > {baseline})")
+    return _save(fig, plt, path)
+
+
+def _save(fig, plt, path) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp.png")
+    fig.savefig(tmp, dpi=120, bbox_inches="tight")
+    plt.close(fig)
+    os.replace(tmp, path)
+    return path
+
+
+def write_plots(records_or_frame, out_dir: str | os.PathLike, score: str = "primary_score",
+                baseline: str = "bc", reps: int = DEFAULT_REPS, seed: int = 0,
+                missing_reference: str = "error") -> list[Path]:
+    """Write every plot for a set of records to ``out_dir`` and return the PNG paths.
+
+    ``aggregates.png`` (mean/IQM/optimality gap per method and budget), ``profiles.png``,
+    ``label_efficiency.png`` and, when the baseline has runs, ``improvement.png``.
+    """
+    frame = _as_frame(records_or_frame, missing_reference)
+    frame = frame[np.isfinite(frame[score].to_numpy(dtype=float))]
+    if frame.empty:
+        raise ValueError(f"no run has a finite {score}: nothing to plot")
+    out = Path(out_dir)
+    written = [plot_aggregates(aggregate(frame, score=score, reps=reps, seed=seed),
+                               out / "aggregates.png")]
+    taus, profiles, cis = performance_profiles(frame, score=score, reps=reps, seed=seed)
+    written.append(plot_profiles(taus, profiles, cis, out / "profiles.png"))
+    curve, _ = label_efficiency(frame, score=score, reps=reps, seed=seed)
+    written.append(plot_label_efficiency(curve, out / "label_efficiency.png"))
+    poi = probability_of_improvement(frame, baseline=baseline, score=score, reps=reps, seed=seed)
+    if len(poi):
+        written.append(plot_probability_of_improvement(poi, out / "improvement.png"))
+    return written
+
+
+def reference_entry(record: ResultRecord, record_path: str | os.PathLike,
+                    extra: dict[str, Any] | None = None) -> dict[str, Any]:
+    """A references.json entry (with provenance) from the record of a full-label BC run."""
+    import hashlib
+
+    data = Path(record_path).read_bytes()
+    entry = {
+        "dataset": record.dataset.name, "task": record.task, "setting": record.setting,
+        "tier": record.tier, "source": record.source, "return": record.primary.mean_return,
+        "returns": list(record.primary.returns),
+        "generalization_return": (record.generalization.mean_return
+                                  if record.generalization is not None else None),
+        "method": record.method.name, "method_version": record.method.version,
+        "budget": "all", "seed": record.seed, "protocol_compliant": record.protocol_compliant,
+        "n_episodes": len(record.primary.returns),
+        "dataset_revision": record.dataset.revision,
+        "dataset_content_hash": record.dataset.content_hash,
+        "record_file": Path(record_path).name, "record_sha256": hashlib.sha256(data).hexdigest(),
+        "dcsbench_version": record.dcsbench_version, "dcsbench_commit": record.git_commit,
+        "date": _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d"),
+        "protocol_version": record.protocol_version,
+    }
+    entry.update(extra or {})
+    return entry

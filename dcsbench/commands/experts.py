@@ -1,0 +1,120 @@
+"""CLI: ``train-expert``, ``expert-eval`` and ``collect`` (expert policies and data collection)."""
+
+from __future__ import annotations
+
+import argparse
+
+
+def register(sub) -> None:
+    """Add the experts/collection subcommands to the ``dcsbench`` parser."""
+    from dcsbench import registry
+
+    p = sub.add_parser(
+        "train-expert", help="train a state-based PPO expert (resumable)",
+        description="Train a PPO expert on proprioceptive state. Re-running the same command on "
+                    "the same --out folder resumes from its last checkpoint (checkpoints every "
+                    "few minutes, at --max-minutes and on SIGTERM/SIGINT). When finished, the "
+                    "policy is evaluated and exported to OUT/export/.")
+    p.add_argument("task", help=f"one of {', '.join(registry.TASKS)}")
+    p.add_argument("--total-steps", type=int, default=10_000_000,
+                   help="environment steps (rounded up to whole rollouts of n_envs x 1000)")
+    p.add_argument("--n-envs", type=int, default=8, help="parallel env processes (must stay "
+                   "the same across resumes)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", default=None, help="run folder (default runs/expert-TASK)")
+    p.add_argument("--max-minutes", type=float, default=None,
+                   help="checkpoint and stop before this wall time is exceeded")
+    p.add_argument("--checkpoint-minutes", type=float, default=3.0)
+    p.add_argument("--torch-threads", type=int, default=1, help="torch threads of the learner")
+    p.add_argument("--eval-episodes", type=int, default=20, help="episodes of the final evaluation")
+    p.add_argument("--install", action="store_true",
+                   help="when finished, copy the exported expert into dcsbench/experts/")
+    p.add_argument("--export-only", action="store_true",
+                   help="export (and evaluate) the last checkpoint now, without training")
+    p.set_defaults(func=_train)
+
+    p = sub.add_parser("expert-eval", help="evaluate a committed expert and compare with its card")
+    p.add_argument("task")
+    p.add_argument("--episodes", type=int, default=20)
+    p.add_argument("--path", default=None, help="evaluate this .safetensors file instead")
+    p.set_defaults(func=_eval)
+
+    p = sub.add_parser(
+        "collect", help="roll an expert and stage per-episode npz files",
+        description="Collect episodes with the expert acting on the proprioceptive state while "
+                    "64x64 frames are rendered by dcsbench.make_env. Episode i uses seed "
+                    "SEED_BASE+i; finished episodes are kept, so re-running resumes.")
+    p.add_argument("task")
+    p.add_argument("--setting", default="distractors", help=f"one of {', '.join(registry.SETTINGS)}")
+    p.add_argument("--source", default="procedural", help=f"one of {', '.join(registry.SOURCES)}")
+    p.add_argument("--pool", default="train", help=f"background pool: {', '.join(registry.POOLS)}")
+    p.add_argument("--episodes", type=int, required=True)
+    p.add_argument("--seed-base", type=int, default=None,
+                   help="first episode seed (default: the registry's base for train/novel pools)")
+    p.add_argument("--workers", type=int, default=1)
+    p.add_argument("--episode-length", type=int, default=registry.EPISODE_LENGTH)
+    p.add_argument("--policy", default="expert", choices=("expert", "random"))
+    p.add_argument("--davis-dir", default=None)
+    p.add_argument("-o", "--out", required=True, help="output folder (episodes/ is created in it)")
+    p.set_defaults(func=_collect)
+
+
+def _train(args: argparse.Namespace) -> int:
+    from dcsbench.experts import train
+
+    out = args.out or f"runs/expert-{args.task}"
+    if args.export_only:
+        train.export_run(out, eval_episodes=args.eval_episodes)
+        status = {"finished": True}
+    else:
+        cfg = train.PPOConfig(torch_threads=args.torch_threads)
+        status = train.train_expert(args.task, out, total_steps=args.total_steps,
+                                    n_envs=args.n_envs, seed=args.seed,
+                                    max_minutes=args.max_minutes,
+                                    checkpoint_minutes=args.checkpoint_minutes, config=cfg,
+                                    eval_episodes=args.eval_episodes)
+    if status["finished"] and args.install:
+        for path in train.install_export(out):
+            print(f"installed {path}")
+    return 0
+
+
+def _eval(args: argparse.Namespace) -> int:
+    import math
+
+    import numpy as np
+
+    from dcsbench.experts import expert_card, load_expert
+    from dcsbench.experts.stateenv import evaluate_state_policy
+    from dcsbench.experts.train import EXPERT_EVAL_SEEDS
+
+    if not 1 <= args.episodes <= len(EXPERT_EVAL_SEEDS):
+        raise ValueError(f"--episodes must be in 1..{len(EXPERT_EVAL_SEEDS)}")
+    policy = load_expert(args.task, path=args.path)
+    returns = evaluate_state_policy(policy, args.task, EXPERT_EVAL_SEEDS[:args.episodes])
+    mean, std = float(np.mean(returns)), float(np.std(returns))
+    print(f"{args.task}: mean return {mean:.1f} +- {std:.1f} over {len(returns)} episodes "
+          f"(deterministic, seeds {EXPERT_EVAL_SEEDS[0]}..{EXPERT_EVAL_SEEDS[len(returns) - 1]})")
+    if args.path is not None:
+        return 0
+    card = expert_card(args.task)["eval"]
+    # Same seeds and a deterministic policy: only floating-point differences between machines
+    # (which can grow over 1000 chaotic steps) separate the numbers. Tolerance: 3 standard errors.
+    tol = 3 * max(card["std"], std, 1.0) / math.sqrt(min(len(returns), card["episodes"]))
+    diff = mean - card["mean"]
+    ok = abs(diff) <= tol
+    print(f"card: {card['mean']:.1f} +- {card['std']:.1f} over {card['episodes']} episodes; "
+          f"difference {diff:+.1f} (tolerance {tol:.1f}): {'OK' if ok else 'DIFFERS'}")
+    return 0 if ok else 1
+
+
+def _collect(args: argparse.Namespace) -> int:
+    from dcsbench.data.collect import collect_episodes, default_seed_base
+
+    base = args.seed_base if args.seed_base is not None else default_seed_base(args.pool)
+    seeds = list(range(base, base + args.episodes))
+    paths = collect_episodes(args.task, args.setting, args.source, args.pool, seeds, args.out,
+                             workers=args.workers, davis_dir=args.davis_dir, policy=args.policy,
+                             episode_length=args.episode_length, progress=True)
+    print(f"{len(paths)} episodes in {args.out}/episodes")
+    return 0

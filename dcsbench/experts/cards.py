@@ -1,0 +1,62 @@
+"""Model cards for experts: render the card data (``{task}.json``) as Markdown."""
+
+from __future__ import annotations
+
+
+def render_card(card: dict) -> str:
+    """Markdown model card for one expert from its card data."""
+    ev = card["eval"]
+    hp = card.get("hyperparameters", {})
+    paper = card.get("paper_expert_return")
+    ratio = f" ({ev['mean'] / paper:.0%} of the paper's expert, {paper})" if paper else ""
+    hours = card.get("train_seconds")
+    lines = [
+        f"# Expert: {card['task']}",
+        "",
+        f"State-based policy used to collect the `{card['task']}` datasets. It acts on the flat "
+        "proprioceptive state (`dcsbench.envs.state.flatten_state`), never on pixels.",
+        "",
+        "| field | value |",
+        "|---|---|",
+        f"| algorithm | {card['algorithm']} |",
+        f"| environment steps | {card['steps']:,} |",
+        f"| seed | {card['seed']} |",
+        f"| parallel envs | {card.get('n_envs')} |",
+        f"| training time | {hours / 3600:.2f} h of update loop |" if hours else "| training time | n/a |",
+        f"| state / action dim | {card['state_dim']} / {card['action_dim']} |",
+        f"| eval return (mean +- std, {ev['episodes']} episodes, deterministic) | "
+        f"**{ev['mean']:.1f} +- {ev['std']:.1f}**{ratio} |",
+        f"| date | {card['date']} |",
+        f"| weights sha256 | `{card['sha256']}` |",
+        "",
+        "## Reproduce",
+        "",
+        "```bash",
+        card["command"] + " --out runs/expert-" + card["task"] + " --install",
+        f"dcsbench expert-eval {card['task']} --episodes {ev['episodes']}",
+        "```",
+        "",
+        "Training is resumable: re-run the same command (e.g. with `--max-minutes`) to continue. "
+        "Bit-identical weights need the same `--n-envs`; other machines may differ in the last "
+        "bits of floating point and hence in the trajectory of training.",
+        "",
+        "## Policy",
+        "",
+        f"Observation normalised with the training running mean/variance (clip {hp.get('clip_obs')}), "
+        f"MLP {hp.get('net_arch')} with {hp.get('activation')}, output = mean of the Gaussian "
+        "policy clipped to [-1, 1] (deterministic). Stored as plain tensors in safetensors; "
+        "`dcsbench.experts.load_expert` needs only numpy.",
+        "",
+        "## Hyper-parameters",
+        "",
+        "| name | value |",
+        "|---|---|",
+        *[f"| {k} | {v} |" for k, v in sorted(hp.items())],
+        "",
+        "## Evaluation episodes",
+        "",
+        f"Seeds {ev['seeds'][0]}..{ev['seeds'][-1]} on the state environment "
+        f"(`{ev['env']}`); returns: {', '.join(f'{r:.1f}' for r in ev['returns'])}.",
+        "",
+    ]
+    return "\n".join(lines)

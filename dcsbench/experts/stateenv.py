@@ -1,0 +1,107 @@
+"""State-based dm_control environments for training and evaluating experts (no rendering).
+
+The observation is :func:`dcsbench.envs.state.flatten_state` of the dm_control observation dict,
+i.e. exactly the vector that :func:`dcsbench.make_env` puts in ``info["state"]``, so an expert
+trained here acts unchanged during data collection.
+
+Episode seeding is explicit: ``reset(seed=s)`` fully determines the physics initialisation.
+Without a seed, episode ``k`` of an environment built with ``(seed, index)`` uses the seed
+``SeedSequence([seed, index, k])``; the episode counter can be set at construction, which is how
+``train-expert`` resumes a run exactly where it stopped.
+"""
+
+from __future__ import annotations
+
+import os
+
+import gymnasium as gym
+import numpy as np
+
+from dcsbench import registry
+from dcsbench.envs.state import flatten_state
+
+
+def _episode_seed(seed: int, index: int, episode: int) -> int:
+    """A 31-bit episode seed derived from (run seed, env index, episode counter)."""
+    return int(np.random.SeedSequence([seed, index, episode]).generate_state(1)[0] >> 1)
+
+
+class StateEnv(gym.Env):
+    """A dm_control suite task as a Gymnasium env with a flat float32 state observation.
+
+    Args:
+        task: a task name of :data:`dcsbench.registry.TASKS`, e.g. ``"cheetah-run"``.
+        seed: run seed used to derive per-episode seeds when ``reset`` gets none.
+        index: index of this env in a vector env (decorrelates parallel envs).
+        episode: number of episodes already played (for exact resumption of training).
+        episode_length: control steps per episode; the episode is *truncated* after that many.
+    """
+
+    metadata = {"render_modes": []}
+
+    def __init__(self, task: str, seed: int = 0, index: int = 0, episode: int = 0,
+                 episode_length: int = registry.EPISODE_LENGTH):
+        registry.check_choice("task", task, registry.TASKS)
+        os.environ.setdefault("MUJOCO_GL", "egl")
+        from dm_control import suite
+
+        domain, name = registry.TASKS[task]
+        self.task = task
+        self._env = suite.load(domain, name, task_kwargs={"random": 0})
+        self._seed, self._index, self._episode = int(seed), int(index), int(episode)
+        self.episode_length = int(episode_length)
+        spec = self._env.action_spec()
+        self.action_space = gym.spaces.Box(spec.minimum.astype(np.float32),
+                                           spec.maximum.astype(np.float32), dtype=np.float32)
+        dim = sum(int(np.prod(s.shape)) for s in self._env.observation_spec().values())
+        self.observation_space = gym.spaces.Box(-np.inf, np.inf, (dim,), dtype=np.float32)
+        self._t = 0
+
+    @property
+    def episodes_started(self) -> int:
+        """How many episodes this env has started (the next unseeded reset uses this index)."""
+        return self._episode
+
+    def reset(self, *, seed: int | None = None, options=None):
+        """Start an episode; ``seed`` (or the derived per-episode seed) fixes the initial state."""
+        super().reset(seed=seed)
+        if seed is None:
+            seed = _episode_seed(self._seed, self._index, self._episode)
+        self._episode += 1
+        self._env.task._random = np.random.RandomState(seed)
+        time_step = self._env.reset()
+        self._t = 0
+        return flatten_state(time_step.observation), {"episode_seed": int(seed)}
+
+    def step(self, action):
+        """Apply ``action`` (clipped to the action bounds) for one control step."""
+        action = np.clip(np.asarray(action, dtype=np.float64), self.action_space.low,
+                         self.action_space.high)
+        time_step = self._env.step(action)
+        self._t += 1
+        truncated = bool(time_step.last() or self._t >= self.episode_length)
+        return (flatten_state(time_step.observation), float(time_step.reward or 0.0), False,
+                truncated, {})
+
+    def close(self):
+        """Release the physics."""
+        self._env.close()
+
+
+def evaluate_state_policy(policy, task: str, seeds, episode_length: int = registry.EPISODE_LENGTH
+                          ) -> list[float]:
+    """Undiscounted returns of ``policy(state) -> action`` on the state env, one per seed."""
+    env = StateEnv(task, episode_length=episode_length)
+    returns = []
+    try:
+        for seed in seeds:
+            state, _ = env.reset(seed=int(seed))
+            total, done = 0.0, False
+            while not done:
+                state, reward, terminated, truncated, _ = env.step(policy(state))
+                total += reward
+                done = terminated or truncated
+            returns.append(total)
+    finally:
+        env.close()
+    return returns

@@ -1,0 +1,392 @@
+"""Train a state-based expert with PPO (stable-baselines3), resumably, and export it.
+
+One screen of logic: :class:`PPOConfig` holds the hyper-parameters, :func:`train_expert` runs
+PPO's rollout/update loop itself (the same calls as ``PPO.learn``) so that it can stop between
+two updates, write a checkpoint and pick up again *exactly*:
+
+* a rollout is ``n_steps`` (a multiple of the 1000-step episode) per env, so every rollout ends
+  at an episode boundary of every env;
+* per-episode physics seeds are derived from (run seed, env index, episode counter), and the
+  counter is restored on resume;
+* a checkpoint holds the policy and optimizer state dicts, the VecNormalize statistics, the step
+  count and the python/numpy/torch RNG states (no pickled code: ``torch.load(weights_only=True)``,
+  ``.npz`` and JSON).
+
+Running the same command again on the same output folder therefore continues the same run, and
+``N`` steps in several chunks give the same weights as ``N`` steps in one go (tested).
+
+Hyper-parameters (a documented choice for DeepMind Control locomotion from state): rollouts of
+1000 steps x ``n_envs`` (16 envs -> 16k samples per update), 16 minibatches, 10 epochs,
+gamma 0.99, GAE lambda 0.95, clip 0.2, lr 3e-4 decayed linearly to 0, no entropy bonus,
+max grad norm 0.5, separate 256x256 tanh actor and critic, initial log-std -0.5,
+observation and reward normalisation (clip 10).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import os
+import random
+import shutil
+import signal
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+
+import numpy as np
+
+from dcsbench import registry
+from dcsbench.results import atomic_write_text
+
+#: Episode seeds of the 20-episode evaluation on an expert's card (disjoint from data seeds).
+EXPERT_EVAL_SEEDS: tuple[int, ...] = tuple(3_000_000 + i for i in range(100))
+
+CKPT_PREFIX = "step_"
+
+
+@dataclass
+class PPOConfig:
+    """PPO hyper-parameters (see the module docstring for the rationale)."""
+
+    n_steps: int = 1000            # per env per rollout; must be a multiple of episode_length
+    n_minibatches: int = 16
+    n_epochs: int = 10
+    learning_rate: float = 3e-4    # decayed linearly to 0 over total steps
+    gamma: float = 0.99
+    gae_lambda: float = 0.95
+    clip_range: float = 0.2
+    ent_coef: float = 0.0
+    vf_coef: float = 0.5
+    max_grad_norm: float = 0.5
+    net_arch: list[int] = field(default_factory=lambda: [256, 256])
+    activation: str = "tanh"
+    log_std_init: float = -0.5
+    clip_obs: float = 10.0
+    clip_reward: float = 10.0
+    episode_length: int = registry.EPISODE_LENGTH
+    torch_threads: int = 1         # for the learner process
+
+
+def _minibatch_size(rollout: int, n_minibatches: int) -> int:
+    """Largest divisor of ``rollout`` not above ``rollout / n_minibatches`` (no ragged batch)."""
+    target = max(1, rollout // n_minibatches)
+    return next(b for b in range(target, 0, -1) if rollout % b == 0)
+
+
+def _make_env_fn(task: str, seed: int, index: int, episode: int, episode_length: int):
+    def _thunk():
+        from dcsbench.experts.stateenv import StateEnv
+        return StateEnv(task, seed=seed, index=index, episode=episode, episode_length=episode_length)
+    return _thunk
+
+
+def _build(task: str, n_envs: int, seed: int, cfg: PPOConfig, episodes_done: int):
+    """Vector env (VecMonitor + VecNormalize) and a fresh PPO model."""
+    import torch
+    from stable_baselines3 import PPO
+    from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv, VecMonitor, VecNormalize
+
+    fns = [_make_env_fn(task, seed, i, episodes_done, cfg.episode_length) for i in range(n_envs)]
+    venv = SubprocVecEnv(fns, start_method="spawn") if n_envs > 1 else DummyVecEnv(fns)
+    env = VecNormalize(VecMonitor(venv), norm_obs=True, norm_reward=True, clip_obs=cfg.clip_obs,
+                       clip_reward=cfg.clip_reward, gamma=cfg.gamma)
+    act = {"tanh": torch.nn.Tanh, "relu": torch.nn.ReLU}[cfg.activation]
+    lr0 = cfg.learning_rate
+    model = PPO(
+        "MlpPolicy", env, n_steps=cfg.n_steps,
+        batch_size=_minibatch_size(n_envs * cfg.n_steps, cfg.n_minibatches), n_epochs=cfg.n_epochs,
+        learning_rate=lambda progress: lr0 * progress, gamma=cfg.gamma, gae_lambda=cfg.gae_lambda,
+        clip_range=cfg.clip_range, ent_coef=cfg.ent_coef, vf_coef=cfg.vf_coef,
+        max_grad_norm=cfg.max_grad_norm, device="cpu", verbose=0,
+        policy_kwargs=dict(net_arch=dict(pi=list(cfg.net_arch), vf=list(cfg.net_arch)),
+                           activation_fn=act, log_std_init=cfg.log_std_init))
+    return model, env
+
+
+# ------------------------------------------------------------------------------ checkpoints
+def _latest_checkpoint(out: Path) -> Path | None:
+    done = sorted(p for p in (out / "checkpoints").glob(f"{CKPT_PREFIX}*") if (p / "state.json").is_file())
+    return done[-1] if done else None
+
+
+def _save_checkpoint(out: Path, model, env, extra: dict, keep: int = 2) -> Path:
+    import torch
+
+    root = out / "checkpoints"
+    final = root / f"{CKPT_PREFIX}{model.num_timesteps:012d}"
+    if (final / "state.json").is_file():
+        return final
+    tmp = root / f".tmp-{os.getpid()}-{model.num_timesteps}"
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    torch.save(model.policy.state_dict(), tmp / "policy.pt")
+    torch.save(model.policy.optimizer.state_dict(), tmp / "optimizer.pt")
+    torch.save(torch.get_rng_state(), tmp / "torch_rng.pt")
+    np.savez(tmp / "vecnormalize.npz", obs_mean=env.obs_rms.mean, obs_var=env.obs_rms.var,
+             obs_count=np.float64(env.obs_rms.count), ret_mean=env.ret_rms.mean,
+             ret_var=env.ret_rms.var, ret_count=np.float64(env.ret_rms.count), returns=env.returns)
+    np_state = np.random.get_state()
+    py_state = random.getstate()
+    state = {"num_timesteps": int(model.num_timesteps), "n_updates": int(model._n_updates),
+             "numpy_rng": [np_state[0], np_state[1].tolist(), *map(float, np_state[2:])],
+             "python_rng": [py_state[0], list(py_state[1]), py_state[2]], **extra}
+    (tmp / "state.json").write_text(json.dumps(state))  # written last: marks the dir complete
+    shutil.rmtree(final, ignore_errors=True)
+    os.replace(tmp, final)
+    old = sorted(p for p in root.glob(f"{CKPT_PREFIX}*") if p != final)
+    for p in old[:max(0, len(old) - (keep - 1))]:
+        shutil.rmtree(p, ignore_errors=True)
+    return final
+
+
+def _load_checkpoint(ckpt: Path, model, env) -> dict:
+    import torch
+
+    model.policy.load_state_dict(torch.load(ckpt / "policy.pt", weights_only=True))
+    model.policy.optimizer.load_state_dict(torch.load(ckpt / "optimizer.pt", weights_only=True))
+    with np.load(ckpt / "vecnormalize.npz") as z:
+        env.obs_rms.mean, env.obs_rms.var = z["obs_mean"].copy(), z["obs_var"].copy()
+        env.obs_rms.count = float(z["obs_count"])
+        env.ret_rms.mean, env.ret_rms.var = z["ret_mean"].copy(), z["ret_var"].copy()
+        env.ret_rms.count = float(z["ret_count"])
+        returns = z["returns"].copy()
+    state = json.loads((ckpt / "state.json").read_text())
+    model.num_timesteps = state["num_timesteps"]
+    model._n_updates = state["n_updates"]
+    # The envs are at an episode boundary: start the next episodes without touching the
+    # normalisation statistics (an uninterrupted run updated them on the auto-reset already).
+    raw = env.venv.reset()
+    env.old_obs, env.returns = raw, returns
+    model._last_obs = env.normalize_obs(raw)
+    model._last_episode_starts = np.ones(env.num_envs, dtype=bool)
+    torch.set_rng_state(torch.load(ckpt / "torch_rng.pt", weights_only=True))
+    name, keys, pos, has_gauss, cached = state["numpy_rng"]
+    np.random.set_state((name, np.asarray(keys, dtype=np.uint32), int(pos), int(has_gauss), cached))
+    v, internal, gauss = state["python_rng"]
+    random.setstate((v, tuple(internal), gauss))
+    return state
+
+
+# ------------------------------------------------------------------------------ training
+def canonical_command(task: str, total_steps: int, n_envs: int, seed: int) -> str:
+    """The command that reproduces a run (output folder and time limits do not change results)."""
+    return f"dcsbench train-expert {task} --total-steps {total_steps} --n-envs {n_envs} --seed {seed}"
+
+
+def train_expert(task: str, out: str | os.PathLike, total_steps: int = 10_000_000, n_envs: int = 8,
+                 seed: int = 0, max_minutes: float | None = None, checkpoint_minutes: float = 3.0,
+                 config: PPOConfig | None = None, log=print, export: bool = True,
+                 eval_episodes: int = 20) -> dict:
+    """Train (or resume) a PPO expert for ``task`` in folder ``out``.
+
+    Re-running with the same folder resumes from its last checkpoint and continues to
+    ``total_steps`` (rounded up to whole rollouts of ``n_envs * n_steps``). Stops early, after
+    writing a checkpoint, when ``max_minutes`` would be exceeded by the next update or on
+    SIGTERM/SIGINT. When finished (and ``export``), writes ``out/export/{task}.safetensors``,
+    ``.json`` and ``.md`` with a deterministic ``eval_episodes``-episode evaluation.
+
+    Returns a status dict: ``num_timesteps``, ``total_steps``, ``finished``, ``checkpoint``.
+    """
+    import torch
+    from stable_baselines3.common.utils import set_random_seed
+
+    t_start = time.monotonic()
+    registry.check_choice("task", task, registry.TASKS)
+    cfg = config or PPOConfig()
+    if cfg.n_steps % cfg.episode_length:
+        raise ValueError(f"n_steps ({cfg.n_steps}) must be a multiple of episode_length "
+                         f"({cfg.episode_length}) for exact resumption")
+    if n_envs < 1 or total_steps < 1:
+        raise ValueError("--n-envs and --total-steps must be positive")
+    per_iter = n_envs * cfg.n_steps
+    total = int(math.ceil(total_steps / per_iter) * per_iter)
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    run_file = out / "run.json"
+    cfg_dict = dataclasses.asdict(cfg)
+    if run_file.is_file():
+        run = json.loads(run_file.read_text())
+        for key, new in (("task", task), ("seed", seed), ("n_envs", n_envs), ("config", cfg_dict)):
+            if run[key] != new:
+                raise ValueError(f"{out} holds a run with {key}={run[key]!r}, not {new!r}; "
+                                 f"use another --out folder")
+        if run["total_steps"] != total:
+            log(f"note: total steps changed {run['total_steps']} -> {total} (the lr schedule follows)")
+    else:
+        run = {"task": task, "seed": seed, "n_envs": n_envs, "config": cfg_dict, "chunks": [],
+               "created": datetime.now(timezone.utc).isoformat(timespec="seconds")}
+    run["total_steps"] = total
+    run["command"] = canonical_command(task, total, n_envs, seed)
+
+    torch.set_num_threads(cfg.torch_threads)
+    ckpt = _latest_checkpoint(out)
+    done_steps = json.loads((ckpt / "state.json").read_text())["num_timesteps"] if ckpt else 0
+    set_random_seed(seed)
+    model, env = _build(task, n_envs, seed, cfg, episodes_done=done_steps // (n_envs * cfg.episode_length))
+    recent = deque(maxlen=20)
+    train_seconds = 0.0
+    if ckpt:
+        state = _load_checkpoint(ckpt, model, env)
+        recent.extend(state.get("recent_returns", []))
+        train_seconds = state.get("train_seconds", 0.0)
+        log(f"resuming {task} from {ckpt.name}: {model.num_timesteps}/{total} steps")
+    else:
+        log(f"training {task}: {total} steps, {n_envs} envs, seed {seed} -> {out}")
+
+    stop = {"signal": None}
+
+    def _on_signal(signum, frame):
+        if stop["signal"] is not None and signum == signal.SIGINT:
+            raise KeyboardInterrupt
+        stop["signal"] = signal.Signals(signum).name
+        log(f"{stop['signal']}: checkpointing after the current update")
+
+    old_handlers = {s: signal.signal(s, _on_signal) for s in (signal.SIGTERM, signal.SIGINT)}
+    chunk = {"start_steps": int(model.num_timesteps), "started": datetime.now(timezone.utc).isoformat(timespec="seconds")}
+    last_ckpt_t, last_log_t, reason = time.monotonic(), 0.0, "finished"
+    try:
+        total_arg, callback = model._setup_learn(total - model.num_timesteps, None,
+                                                 reset_num_timesteps=False)
+        assert total_arg == total
+        callback.on_training_start(locals(), globals())
+        while model.num_timesteps < total:
+            t_iter = time.monotonic()
+            steps0 = model.num_timesteps
+            model.collect_rollouts(model.env, callback, model.rollout_buffer, n_rollout_steps=model.n_steps)
+            model._update_current_progress_remaining(model.num_timesteps, total)
+            model.train()
+            recent.extend(float(info["r"]) for info in model.ep_info_buffer)
+            model.ep_info_buffer.clear()
+            now = time.monotonic()
+            dt = now - t_iter
+            train_seconds += dt
+            sps = (model.num_timesteps - steps0) / dt
+            ret = float(np.mean(recent)) if recent else float("nan")
+            with open(out / "progress.csv", "a", encoding="utf-8") as f:
+                if f.tell() == 0:
+                    f.write("steps,steps_per_s,mean_return_last20,train_seconds\n")
+                f.write(f"{model.num_timesteps},{sps:.1f},{ret:.2f},{train_seconds:.1f}\n")
+            if now - last_log_t > 30 or model.num_timesteps >= total:
+                log(f"{task} {model.num_timesteps:>10d}/{total} steps  {sps:7.0f} steps/s  "
+                    f"return(last {len(recent)}) {ret:7.1f}  lr {model.lr_schedule(model._current_progress_remaining):.2e}")
+                last_log_t = now
+            extra = {"recent_returns": list(recent), "train_seconds": train_seconds}
+            if stop["signal"]:
+                reason = stop["signal"]
+                break
+            if max_minutes is not None and (now - t_start) + 1.5 * dt + 5 > 60 * max_minutes \
+                    and model.num_timesteps < total:
+                reason = "time limit"
+                break
+            if now - last_ckpt_t > 60 * checkpoint_minutes:
+                _save_checkpoint(out, model, env, extra)
+                last_ckpt_t = time.monotonic()
+        extra = {"recent_returns": list(recent), "train_seconds": train_seconds}
+        ckpt = _save_checkpoint(out, model, env, extra)
+    finally:
+        for s, h in old_handlers.items():
+            signal.signal(s, h)
+        env.close()
+    finished = model.num_timesteps >= total
+    chunk.update(end_steps=int(model.num_timesteps), reason=reason,
+                 seconds=round(time.monotonic() - t_start, 1))
+    run["chunks"].append(chunk)
+    run["train_seconds"] = round(train_seconds, 1)
+    atomic_write_text(run_file, json.dumps(run, indent=2) + "\n")
+    status = {"num_timesteps": int(model.num_timesteps), "total_steps": total,
+              "finished": finished, "checkpoint": str(ckpt)}
+    if finished:
+        if export:
+            status["export"] = str(export_run(out, eval_episodes=eval_episodes, log=log))
+        log(f"finished: {model.num_timesteps} steps")
+    else:
+        log(f"paused ({reason}) at {model.num_timesteps}/{total} steps; "
+            f"re-run the same command to resume")
+    return status
+
+
+def policy_from_checkpoint(out: str | os.PathLike):
+    """The :class:`~dcsbench.experts.policy.ExpertPolicy` of the last checkpoint of run ``out``."""
+    import torch
+
+    from dcsbench.experts.policy import ExpertPolicy
+
+    out = Path(out)
+    run = json.loads((out / "run.json").read_text())
+    ckpt = _latest_checkpoint(out)
+    if ckpt is None:
+        raise FileNotFoundError(f"{out} has no checkpoint")
+    sd = torch.load(ckpt / "policy.pt", weights_only=True)
+    n = len(run["config"]["net_arch"])
+    names = [f"mlp_extractor.policy_net.{2 * i}" for i in range(n)] + ["action_net"]
+    with np.load(ckpt / "vecnormalize.npz") as z:
+        mean, var = z["obs_mean"].copy(), z["obs_var"].copy()
+    cfg = run["config"]
+    return ExpertPolicy(run["task"], mean, var, [sd[f"{k}.weight"].numpy() for k in names],
+                        [sd[f"{k}.bias"].numpy() for k in names], activation=cfg["activation"],
+                        obs_clip=cfg["clip_obs"], obs_epsilon=1e-8)
+
+
+def export_run(out: str | os.PathLike, eval_episodes: int = 20, log=print) -> Path:
+    """Export the last checkpoint of run ``out`` to ``out/export/{task}.{safetensors,json,md}``
+    after a deterministic ``eval_episodes``-episode evaluation on the state env."""
+    import hashlib
+
+    import stable_baselines3
+
+    from dcsbench.experts.cards import render_card
+    from dcsbench.experts.stateenv import evaluate_state_policy
+
+    out = Path(out)
+    run = json.loads((out / "run.json").read_text())
+    task = run["task"]
+    policy = policy_from_checkpoint(out)
+    steps = json.loads((_latest_checkpoint(out) / "state.json").read_text())["num_timesteps"]
+    seeds = list(EXPERT_EVAL_SEEDS[:eval_episodes])
+    log(f"evaluating {task} expert on {len(seeds)} episodes ...")
+    returns = evaluate_state_policy(policy, task, seeds)
+    dest = out / "export"
+    policy.metadata = {"steps": steps, "seed": run["seed"]}
+    path = policy.save(dest / f"{task}.safetensors")
+    card = {
+        "task": task,
+        "algorithm": f"PPO (stable-baselines3 {stable_baselines3.__version__})",
+        "steps": steps, "seed": run["seed"], "n_envs": run["n_envs"],
+        "command": run["command"], "hyperparameters": run["config"],
+        "train_seconds": run.get("train_seconds"),
+        "state_dim": policy.state_dim, "action_dim": policy.action_dim,
+        "eval": {"episodes": len(seeds), "seeds": seeds, "returns": [round(r, 3) for r in returns],
+                 "mean": float(np.mean(returns)), "std": float(np.std(returns)),
+                 "deterministic": True, "env": "state (dcsbench.experts.stateenv.StateEnv)"},
+        "paper_expert_return": registry.PAPER_EXPERT_RETURNS.get(task),
+        "sha256": hashlib.sha256(path.read_bytes()).hexdigest(),
+        "date": datetime.now(timezone.utc).date().isoformat(),
+    }
+    atomic_write_text(dest / f"{task}.json", json.dumps(card, indent=2) + "\n")
+    atomic_write_text(dest / f"{task}.md", render_card(card))
+    log(f"{task}: mean return {card['eval']['mean']:.1f} +- {card['eval']['std']:.1f} "
+        f"over {len(seeds)} episodes -> {dest}")
+    return dest
+
+
+def install_export(out: str | os.PathLike, experts_dir: str | os.PathLike | None = None) -> list[Path]:
+    """Copy ``out/export/{task}.*`` into the package's experts folder (to be committed)."""
+    from dcsbench.experts import EXPERTS_DIR
+
+    out = Path(out)
+    task = json.loads((out / "run.json").read_text())["task"]
+    dest = Path(experts_dir or EXPERTS_DIR)
+    copied = []
+    for ext in ("safetensors", "json", "md"):
+        src = out / "export" / f"{task}.{ext}"
+        if not src.is_file():
+            raise FileNotFoundError(f"{src} missing: finish training (or run export) first")
+        tmp = dest / f".{task}.{ext}.tmp"
+        shutil.copyfile(src, tmp)
+        os.replace(tmp, dest / f"{task}.{ext}")
+        copied.append(dest / f"{task}.{ext}")
+    return copied

@@ -1,0 +1,238 @@
+"""Building a dataset: collect episodes (or import them), write shards + manifest + card + cache.
+
+``dcsbench build NAME`` (:func:`build_dataset`) runs the expert of the task in the dataset's
+setting, collects ``train`` (train backgrounds, seeds ``SPLIT_SEED_BASE["train"] + i``) and
+``eval`` (novel backgrounds, seeds ``SPLIT_SEED_BASE["eval"] + i``) into a resumable staging
+folder, then :func:`write_dataset` turns staged episodes into the published format. Everything
+is written into a temporary folder renamed into place at the end: a killed build leaves nothing
+that counts as a dataset, and re-running it resumes collection where it stopped.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from dcsbench import __version__, registry
+from dcsbench.data import cache as cache_mod
+from dcsbench.data import format as fmt
+
+
+@dataclass
+class SplitSource:
+    """Episodes of one split to write.
+
+    Attributes:
+        pool: background pool the episodes were rendered with (``train``/``novel``).
+        seeds: episode seed of each trajectory, in split order.
+        load: ``load(i) -> dict`` with ``obs`` (T,64,64,3) uint8, ``actions`` (T,A), ``rewards``
+            (T,), ``states`` (T,S), ``seed``; called once per trajectory, in order.
+    """
+
+    pool: str
+    seeds: list[int]
+    load: Callable[[int], dict]
+
+
+def default_root(root: str | os.PathLike | None = None) -> Path:
+    """The cache root: ``root`` if given, else ``$DCSBENCH_HOME``, else ``~/.cache/dcsbench``."""
+    if root is not None:
+        return Path(root).expanduser()
+    env = os.environ.get("DCSBENCH_HOME")
+    return Path(env).expanduser() if env else Path.home() / ".cache" / "dcsbench"
+
+
+def dataset_dir(name: str, root: str | os.PathLike | None = None) -> Path:
+    """Folder of dataset ``name`` under the cache root."""
+    return default_root(root) / "datasets" / name
+
+
+def _write_split_shards(tmp: Path, split: str, src: SplitSource, progress: bool) -> dict:
+    """Write the shards of one split into ``tmp/data``; returns the manifest's split entry."""
+    n = len(src.seeds)
+    if n == 0:
+        raise ValueError(f"split {split!r} has no trajectories")
+    first = src.load(0)
+    length = len(first["obs"])
+    action_dim = int(np.shape(first["actions"])[1])
+    state_dim = int(np.shape(first["states"])[1])
+    schema = fmt.arrow_schema(action_dim, state_dim)
+    plan = fmt.shard_plan(n, length)
+    hasher = fmt.ContentHasher()
+    returns, lengths, shards = [], [], []
+    cached = {0: first}
+
+    def episodes(idx: range):
+        for i in idx:
+            ep = cached.pop(i, None) or src.load(i)
+            if int(ep["seed"]) != int(src.seeds[i]):
+                raise ValueError(f"{split} trajectory {i}: seed {ep['seed']} != expected {src.seeds[i]}")
+            if np.shape(ep["actions"])[1] != action_dim or np.shape(ep["states"])[1] != state_dim:
+                raise ValueError(f"{split} trajectory {i}: action/state size differs from trajectory 0")
+            hasher.add(ep["obs"], ep["actions"], ep["rewards"], ep["states"])
+            returns.append(float(np.sum(np.asarray(ep["rewards"], np.float64))))
+            lengths.append(len(ep["obs"]))
+            yield i, ep
+
+    (tmp / fmt.DATA_DIR).mkdir(parents=True, exist_ok=True)
+    bar = _progress(progress, n, f"write {split}")
+    for s, idx in enumerate(plan):
+        rel = fmt.shard_name(split, s, len(plan))
+        info = fmt.write_shard(tmp / rel, episodes(idx), schema)
+        bar(len(idx))
+        shards.append({"path": rel, "sha256": fmt.sha256_file(tmp / rel),
+                       "bytes": (tmp / rel).stat().st_size, **info})
+    return {
+        "n_trajectories": n, "trajectory_length": max(lengths), "lengths": lengths,
+        "pool": src.pool, "seeds": [int(x) for x in src.seeds], "action_dim": action_dim,
+        "state_dim": state_dim, "returns": fmt.return_stats(returns), "shards": shards,
+        "content_hash": hasher.hexdigest(),
+        "raw_bytes": int(sum(lengths)) * (fmt.FRAME_BYTES + 4 * (action_dim + state_dim + 1)),
+    }
+
+
+def _progress(enabled: bool, total: int, desc: str):
+    if not enabled:
+        return lambda k: None
+    from tqdm import tqdm
+
+    bar = tqdm(total=total, desc=desc, unit="traj", leave=False)
+    return bar.update
+
+
+def write_dataset(final_dir: Path, *, name: str, task: str, setting: str, tier: str, source: str,
+                  policy: dict, protocol_compliant: bool, splits: dict[str, SplitSource],
+                  budgets=None, origin: dict | None = None, progress: bool = True) -> dict:
+    """Write a complete dataset folder (shards, manifest, card, verified cache) atomically.
+
+    The shards are decoded again to build the memory-mapped cache, and the decoded content hash
+    must equal the one computed from the source episodes (proves the round trip is lossless).
+
+    Returns:
+        The manifest (also written to ``final_dir/manifest.json``).
+    """
+    final_dir = Path(final_dir)
+    final_dir.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=final_dir.parent, prefix=f".{final_dir.name}.tmp-"))
+    try:
+        entries = {s: _write_split_shards(tmp, s, src, progress)
+                   for s, src in splits.items() if s in fmt.SPLITS}
+        dims = {(e["action_dim"], e["state_dim"]) for e in entries.values()}
+        if len(dims) != 1:
+            raise ValueError(f"splits disagree on action/state sizes: {sorted(dims)}")
+        action_dim, state_dim = dims.pop()
+        budgets = registry.TIERS[tier].budgets if budgets is None else budgets
+        manifest = {
+            "format": "dcsbench-dataset", "format_version": fmt.FORMAT_VERSION,
+            "protocol_version": registry.PROTOCOL_VERSION, "dcsbench_version": __version__,
+            "name": name, "task": task, "setting": setting, "tier": tier, "source": source,
+            "protocol_compliant": bool(protocol_compliant), "policy": policy,
+            "frame_shape": list(fmt.FRAME_SHAPE), "frame_stack": registry.FRAME_STACK,
+            "action_dim": action_dim, "state_dim": state_dim,
+            "splits": {s: {k: v for k, v in e.items() if k not in ("action_dim", "state_dim")}
+                       for s, e in entries.items()},
+            "content_hash": fmt.combine_hashes({s: e["content_hash"] for s, e in entries.items()}),
+            "labeled_subsets": fmt.labeled_subsets(entries["train"]["n_trajectories"], budgets),
+        }
+        manifest_txt = fmt.manifest_text(manifest)
+        (tmp / fmt.MANIFEST).write_text(manifest_txt, encoding="utf-8")
+        (tmp / fmt.CARD).write_text(fmt.card_text(manifest), encoding="utf-8")
+        for s, e in manifest["splits"].items():
+            shard_paths = [tmp / sh["path"] for sh in e["shards"]]
+            cache_mod.write_split_cache(
+                tmp, s, (tr for p in shard_paths for tr in fmt.read_shard(p)), e["lengths"],
+                action_dim, state_dim, expected_hash=e["content_hash"])
+        origin = dict(origin or {"kind": "local"})
+        origin["manifest_sha256"] = hashlib.sha256(manifest_txt.encode()).hexdigest()
+        (tmp / "origin.json").write_text(json.dumps(origin, indent=1) + "\n")
+        if final_dir.exists():
+            trash = Path(tempfile.mkdtemp(dir=final_dir.parent, prefix=f".{final_dir.name}.old-"))
+            os.replace(final_dir, trash / "old")
+            shutil.rmtree(trash, ignore_errors=True)
+        os.replace(tmp, final_dir)
+        return manifest
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
+def _policy_info(task: str, policy) -> dict:
+    """Manifest description of the behaviour policy (expert card id for the committed expert)."""
+    if policy == "expert":
+        from dcsbench import experts
+
+        card = experts.expert_card(task)
+        weights = experts.EXPERTS_DIR / f"{task}.safetensors"
+        card_id = card.get("card_id") or card.get("id") or \
+            f"{task}-expert-{fmt.sha256_file(weights)[:16]}"
+        keep = {k: card[k] for k in ("algorithm", "steps", "seed", "mean_return", "return")
+                if k in card}
+        return {"kind": "expert", "card_id": card_id, "card": keep}
+    if policy == "random":
+        return {"kind": "random", "card_id": None}
+    if callable(policy):
+        return {"kind": "custom", "card_id": getattr(policy, "__name__", type(policy).__name__)}
+    raise ValueError(f"policy must be 'expert', 'random' or a callable, got {policy!r}")
+
+
+def build_dataset(name: str, root: str | os.PathLike | None = None, policy="expert",
+                  episode_length: int = registry.EPISODE_LENGTH, n_train: int | None = None,
+                  n_eval: int | None = None, workers: int = 1, source: str = "procedural",
+                  davis_dir: str | None = None, progress: bool = True,
+                  keep_staging: bool = False) -> Path:
+    """Collect and write dataset ``name`` under the cache root; returns its folder.
+
+    Args:
+        name: ``{task}-{setting}-{tier}``; unknown names raise listing close matches.
+        root: cache root (default ``$DCSBENCH_HOME`` or ``~/.cache/dcsbench``).
+        policy: ``"expert"`` (the committed expert of the task), ``"random"`` or a callable
+            ``state -> action`` (for tests).
+        episode_length, n_train, n_eval: override the tier's sizes (the manifest then marks the
+            dataset ``protocol_compliant: false``).
+        workers: parallel collection processes.
+        source: background video source (``procedural`` or ``davis`` with ``davis_dir``).
+        keep_staging: keep the staged episodes after a successful build (default: delete).
+
+    Collection is resumable: a killed build keeps its finished episodes in the staging folder
+    (``{root}/staging/{name}-{config hash}``) and the next call continues from there.
+    """
+    from dcsbench.data.collect import collect_episodes, read_staged_episode
+
+    dn = registry.parse_dataset_name(name)
+    registry.check_choice("source", source, registry.SOURCES)
+    spec = dn.tier_spec
+    n_train = spec.n_train if n_train is None else int(n_train)
+    n_eval = spec.n_eval if n_eval is None else int(n_eval)
+    if n_train < 1 or n_eval < 1 or episode_length < registry.FRAME_STACK + 1:
+        raise ValueError("n_train, n_eval must be >= 1 and episode_length >= 4")
+    pol = _policy_info(dn.task, policy)
+    compliant = (pol["kind"] == "expert" and episode_length == registry.EPISODE_LENGTH
+                 and n_train == spec.n_train and n_eval == spec.n_eval)
+    config = {"name": str(dn), "policy": pol, "episode_length": episode_length, "source": source}
+    staging = default_root(root) / "staging" / f"{dn}-{fmt.sha256_json(config)[:12]}"
+    seeds = {"train": [registry.SPLIT_SEED_BASE["train"] + i for i in range(n_train)],
+             "eval": [registry.SPLIT_SEED_BASE["eval"] + i for i in range(n_eval)]}
+    pools = {"train": "train", "eval": "novel"}
+    sources = {}
+    for split in fmt.SPLITS:
+        paths = collect_episodes(dn.task, dn.setting, source, pools[split], seeds[split],
+                                 staging / split, workers=workers, davis_dir=davis_dir,
+                                 policy=policy, episode_length=episode_length, progress=progress)
+        paths = [Path(p) for p in paths]
+        sources[split] = SplitSource(pools[split], seeds[split],
+                                     lambda i, paths=paths: read_staged_episode(paths[i]))
+    final = dataset_dir(str(dn), root)
+    write_dataset(final, name=str(dn), task=dn.task, setting=dn.setting, tier=dn.tier,
+                  source=source, policy=pol, protocol_compliant=compliant, splits=sources,
+                  origin={"kind": "local"}, progress=progress)
+    if not keep_staging:
+        shutil.rmtree(staging, ignore_errors=True)
+    return final

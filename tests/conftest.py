@@ -1,0 +1,50 @@
+"""Shared pytest fixtures. Keep this file small: area-specific fixtures live in the test modules."""
+
+from __future__ import annotations
+
+import pytest
+
+
+class HubEndpoint(str):
+    """The endpoint URL of the local test hub (a ``str``), with ``.state`` for inspection and
+    fault injection (:class:`tests.hubserver.HubState`) and ``.server``."""
+
+    state: object
+    server: object
+
+
+@pytest.fixture
+def hub_server(tmp_path, monkeypatch):
+    """A Hub-compatible server on 127.0.0.1 (see tests/hubserver.py); yields its URL.
+
+    Points ``huggingface_hub`` at it (``HF_ENDPOINT``), gives it an empty ``HF_HOME`` under
+    ``tmp_path``, turns offline mode off (scripts/test.sh sets ``HF_HUB_OFFLINE=1`` for the rest of
+    the suite) and disables Xet so uploads use the plain LFS protocol. The same settings are
+    patched into ``huggingface_hub.constants``, which reads the environment only at import.
+    """
+    from huggingface_hub import constants
+
+    from hubserver import HubServer  # tests/ is on sys.path (pytest rootdir conftest)
+
+    srv = HubServer().start()
+    hf_home = tmp_path / "hf_home"
+    env = {"HF_ENDPOINT": srv.url, "HF_HOME": str(hf_home), "HF_HUB_CACHE": str(hf_home / "hub"),
+           "HF_HUB_OFFLINE": "0", "HF_HUB_DISABLE_XET": "1", "HF_HUB_DISABLE_TELEMETRY": "1",
+           "HF_TOKEN": "hf_dcsbench_test_token"}
+    for k, v in env.items():
+        monkeypatch.setenv(k, v)
+    patches = {"ENDPOINT": srv.url,
+               "HUGGINGFACE_CO_URL_TEMPLATE": srv.url + "/{repo_id}/resolve/{revision}/{filename}",
+               "HF_HOME": str(hf_home), "HF_HUB_CACHE": str(hf_home / "hub"),
+               "HF_HUB_OFFLINE": False, "HF_HUB_DISABLE_XET": True, "HF_HUB_DISABLE_TELEMETRY": True,
+               "HF_TOKEN_PATH": str(hf_home / "token"),
+               "HF_STORED_TOKENS_PATH": str(hf_home / "stored_tokens")}
+    for k, v in patches.items():
+        if hasattr(constants, k):
+            monkeypatch.setattr(constants, k, v)
+    url = HubEndpoint(srv.url)
+    url.state, url.server = srv.state, srv
+    try:
+        yield url
+    finally:
+        srv.stop()

@@ -1,0 +1,121 @@
+"""Tests for the expert policies: export equals SB3, loading errors, exact resumable training."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import threading
+
+import numpy as np
+import pytest
+import torch
+
+from dcsbench import registry
+from dcsbench.experts import ExpertPolicy, load_expert
+from dcsbench.experts import train as tr
+from dcsbench.experts.policy import from_sb3
+from dcsbench.experts.stateenv import StateEnv
+from dcsbench.envs.state import flatten_state
+
+torch.set_num_threads(1)
+TASK = "cheetah-run"
+
+
+def _cli(argv):
+    from dcsbench.commands import experts
+    parser = argparse.ArgumentParser()
+    experts.register(parser.add_subparsers(dest="command"))
+    args = parser.parse_args(argv)
+    return args.func(args)
+
+
+def test_state_env_matches_flatten_state_and_is_seeded():
+    env = StateEnv(TASK)
+    s0, _ = env.reset(seed=7)
+    s1, _ = env.reset(seed=7)
+    np.testing.assert_array_equal(s0, s1)
+    assert s0.dtype == np.float32 and s0.shape == env.observation_space.shape
+    # The observation is flatten_state of the dm_control observation (sorted keys).
+    obs = env._env.task.get_observation(env._env.physics)
+    np.testing.assert_array_equal(s0, flatten_state(obs))
+    steps = 0
+    while True:
+        _, _, term, trunc, _ = env.step(np.zeros(6, np.float32))
+        steps += 1
+        if term or trunc:
+            break
+    assert steps == registry.EPISODE_LENGTH and trunc and not term
+
+
+def test_exported_policy_equals_sb3_deterministic_action(tmp_path):
+    model, env = tr._build(TASK, 1, 0, tr.PPOConfig(), episodes_done=0)
+    try:
+        rng = np.random.default_rng(0)
+        env.obs_rms.update(rng.normal(2.0, 3.0, (500, 17)))  # non-trivial normalisation
+        states = rng.normal(2.0, 5.0, (64, 17)).astype(np.float32)
+        expected, _ = model.predict(env.normalize_obs(states), deterministic=True)
+        expected = np.clip(expected, -1, 1)
+        policy = from_sb3(model, env, TASK)
+        np.testing.assert_allclose(policy(states), expected, atol=1e-5)
+        np.testing.assert_allclose(policy(states[0]), expected[0], atol=1e-5)
+        loaded = ExpertPolicy.load(policy.save(tmp_path / "p.safetensors"))
+        np.testing.assert_array_equal(loaded(states), policy(states))
+        assert loaded(states).dtype == np.float32 and np.abs(loaded(states)).max() <= 1
+    finally:
+        env.close()
+
+
+def test_load_expert_errors(tmp_path, monkeypatch):
+    with pytest.raises(registry.UnknownNameError, match="Valid tasks"):
+        load_expert("cheetah-walk")
+    monkeypatch.setattr("dcsbench.experts.EXPERTS_DIR", tmp_path)
+    with pytest.raises(FileNotFoundError, match="Available experts: none"):
+        load_expert("hopper-hop")
+    with pytest.raises(ValueError, match="not a dcsbench expert"):
+        from safetensors.numpy import save_file
+        save_file({"x": np.zeros(2)}, str(tmp_path / "bad.safetensors"))
+        load_expert("hopper-hop", path=tmp_path / "bad.safetensors")
+    with pytest.raises(ValueError, match="expected a state"):
+        ExpertPolicy("cheetah-run", np.zeros(3), np.ones(3), [np.zeros((2, 3))], [np.zeros(2)])(np.zeros(4))
+
+
+def test_train_resume_is_exact_and_exports(tmp_path, monkeypatch):
+    once = tr.train_expert(TASK, tmp_path / "once", total_steps=3000, n_envs=1, export=False,
+                           log=lambda *_: None)
+    assert once["finished"] and once["num_timesteps"] == 3000
+    chunks = []
+    for _ in range(4):  # a tiny time limit stops after every update
+        chunks.append(tr.train_expert(TASK, tmp_path / "chunks", total_steps=3000, n_envs=1,
+                                      max_minutes=1e-4, eval_episodes=1, log=lambda *_: None))
+    assert [c["num_timesteps"] for c in chunks] == [1000, 2000, 3000, 3000]
+    assert [c["finished"] for c in chunks] == [False, False, True, True]
+    a, b = tr.policy_from_checkpoint(tmp_path / "once"), tr.policy_from_checkpoint(tmp_path / "chunks")
+    for wa, wb in zip(a.weights + a.biases, b.weights + b.biases):
+        np.testing.assert_array_equal(wa, wb)
+    np.testing.assert_array_equal(a.obs_var, b.obs_var)
+    # Export: weights + card; installing and re-evaluating reproduces the card.
+    card = json.loads((tmp_path / "chunks/export/cheetah-run.json").read_text())
+    assert card["steps"] == 3000 and card["eval"]["episodes"] == 1
+    assert card["command"] == "dcsbench train-expert cheetah-run --total-steps 3000 --n-envs 1 --seed 0"
+    monkeypatch.setattr("dcsbench.experts.EXPERTS_DIR", tmp_path / "installed")
+    (tmp_path / "installed").mkdir()
+    tr.install_export(tmp_path / "chunks", tmp_path / "installed")
+    assert _cli(["expert-eval", TASK, "--episodes", "1"]) == 0
+    # A different configuration in the same folder is refused.
+    with pytest.raises(ValueError, match="seed"):
+        tr.train_expert(TASK, tmp_path / "chunks", total_steps=3000, n_envs=1, seed=1)
+
+
+def test_train_checkpoints_on_sigterm(tmp_path):
+    timer = threading.Timer(0.5, os.kill, (os.getpid(), signal.SIGTERM))
+    timer.start()
+    try:
+        status = tr.train_expert(TASK, tmp_path, total_steps=20_000, n_envs=1, log=lambda *_: None)
+    finally:
+        timer.cancel()
+    assert not status["finished"] and 1000 <= status["num_timesteps"] < 20_000
+    assert (tmp_path / "checkpoints" / f"step_{status['num_timesteps']:012d}" / "state.json").is_file()
+    run = json.loads((tmp_path / "run.json").read_text())
+    assert run["chunks"][-1]["reason"] == "SIGTERM"

@@ -1,0 +1,130 @@
+"""Synthetic submissions for the submission and leaderboard tests (records built with pydantic).
+
+Every record cites a fake but *known* dataset build (see :func:`make_known`) and stores the
+normalized score that :mod:`dcsbench.scoring` recomputes from its returns under the references
+written by :func:`write_references` (reference return ``REF_RETURN[task]``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+import numpy as np
+import yaml
+
+from dcsbench import registry, scoring
+from dcsbench.known_datasets import KnownBuild, KnownDatasets
+from dcsbench.results import ResultRecord, save_record
+
+TIER = "tiny"
+SETTING = "distractors"
+SOURCE = "procedural"
+REVISION = "build-test-1"
+REF_RETURN = {"cheetah-run": 600.0, "walker-run": 500.0, "hopper-hop": 200.0, "humanoid-walk": 300.0}
+
+
+def sha(text: str) -> str:
+    """sha256 hex of a string (fake hashes that look real)."""
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def content_hash(task: str) -> str:
+    return sha(f"content/{task}")
+
+
+def subset_hash(task: str, budget: int) -> str:
+    return sha(f"labeled/{task}/{budget}")
+
+
+def dataset_name(task: str) -> str:
+    return f"{task}-{SETTING}-{TIER}"
+
+
+def make_known() -> KnownDatasets:
+    """A lookup that knows one build of every task's tiny distractors dataset."""
+    known = KnownDatasets()
+    for task in registry.TASKS:
+        known.add(KnownBuild(name=dataset_name(task), revision=REVISION, source=SOURCE,
+                             content_hash=content_hash(task),
+                             labeled_subset_hashes={b: subset_hash(task, b)
+                                                    for b in registry.TIERS[TIER].budgets}))
+    return known
+
+
+def write_references(path: Path) -> Path:
+    """A references.json with :data:`REF_RETURN` for every tiny distractors dataset."""
+    for task, ret in REF_RETURN.items():
+        scoring.store_reference({"dataset": dataset_name(task), "task": task, "setting": SETTING,
+                                 "tier": TIER, "source": SOURCE, "return": ret,
+                                 "date": "2026-01-01"}, path)
+    return path
+
+
+def make_record(method: str, task: str, budget: int, seed: int, score: float,
+                gen_drop: float = 0.8, rng: np.random.Generator | None = None) -> ResultRecord:
+    """A protocol-compliant record whose mean primary normalized score is about ``score``."""
+    rng = rng or np.random.default_rng(abs(hash((method, task, budget, seed))) % 2**32)
+    ref = REF_RETURN[task]
+    seeds = list(registry.EVAL_EPISODE_SEEDS)
+
+    def ev(bg: str, target: float) -> dict:
+        rets = [float(x) for x in np.round(target * ref + rng.normal(0, 0.05 * ref, len(seeds)), 3)]
+        mean = sum(rets) / len(rets)
+        return {"backgrounds": bg, "episode_seeds": seeds, "returns": rets, "mean_return": mean,
+                "normalized_score": mean / ref}
+
+    return ResultRecord.model_validate({
+        "protocol_version": registry.PROTOCOL_VERSION, "dcsbench_version": "0.1.0",
+        "git_commit": "0" * 40,
+        "method": {"name": method, "version": "1", "config": {"lr": 3e-4}, "num_parameters": 1234},
+        "task": task, "setting": SETTING, "tier": TIER, "source": SOURCE,
+        "budget": budget, "seed": seed,
+        "dataset": {"name": dataset_name(task), "revision": REVISION,
+                    "content_hash": content_hash(task), "labeled_subset_hash": subset_hash(task, budget)},
+        "primary": ev("train", score), "generalization": ev("novel", score * gen_drop),
+        "stage_seconds": {"fit": 1.0, "eval": 2.0}, "hardware": {"cpu": "test"},
+        "timestamp": "2026-01-01T00:00:00+00:00",
+    })
+
+
+def metadata(method: str, **overrides) -> dict:
+    """A valid metadata.yaml mapping."""
+    data = {"method": method, "display_name": method.upper(), "version": "1",
+            "authors": ["Ada Lovelace", "Alan Turing"],
+            "paper_url": "https://arxiv.org/abs/2502.00379",
+            "code_url": "https://github.com/example/method",
+            "description": f"{method}: a synthetic method for tests.",
+            "labels_used": "actions of the labeled-B trajectories only",
+            "compute": "2-core CPU, seconds", "reference": False}
+    data.update(overrides)
+    return data
+
+
+def write_submission(root: Path, method: str, quality: float = 0.5,
+                     tasks=tuple(registry.TASKS), budgets=None, seeds=registry.OFFICIAL_SEEDS,
+                     meta: dict | None = None) -> Path:
+    """Write ``root/method`` with metadata and one record per (task, budget, seed).
+
+    The score grows with log2(budget) up to ``quality``, so methods are distinguishable.
+    """
+    budgets = budgets or registry.TIERS[TIER].budgets
+    folder = root / method
+    (folder / "results").mkdir(parents=True, exist_ok=True)
+    (folder / "metadata.yaml").write_text(yaml.safe_dump(meta or metadata(method), sort_keys=False),
+                                          encoding="utf-8")
+    for task in tasks:
+        for b in budgets:
+            for s in seeds:
+                score = quality * (0.4 + 0.2 * np.log2(b)) + 0.03 * s
+                save_record(make_record(method, task, b, s, score),
+                            folder / "results" / f"{dataset_name(task)}_b{b}_s{s}.json")
+    return folder
+
+
+def edit_record(path: Path, fn) -> None:
+    """Load a record file as JSON, apply ``fn(dict)`` and write it back (for tampering tests)."""
+    data = json.loads(path.read_text())
+    fn(data)
+    path.write_text(json.dumps(data))

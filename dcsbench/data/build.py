@@ -142,6 +142,9 @@ def write_dataset(final_dir: Path, *, name: str, task: str, setting: str, tier: 
             "content_hash": fmt.combine_hashes({s: e["content_hash"] for s, e in entries.items()}),
             "labeled_subsets": fmt.labeled_subsets(entries["train"]["n_trajectories"], budgets),
         }
+        # Flat budget -> hash map, as result records cite it (read by submission validation).
+        manifest["labeled_subset_hashes"] = {b: v["sha256"] for b, v in
+                                             manifest["labeled_subsets"]["budgets"].items()}
         manifest_txt = fmt.manifest_text(manifest)
         (tmp / fmt.MANIFEST).write_text(manifest_txt, encoding="utf-8")
         (tmp / fmt.CARD).write_text(fmt.card_text(manifest), encoding="utf-8")

@@ -191,7 +191,8 @@ class ProtocolData:
     Attributes:
         unlabeled: frames of all train trajectories (given to the agent).
         labeled: frames + actions of the budget's labeled trajectories (given to the agent).
-        eval_split: frames + actions of the eval trajectories (novel backgrounds): harness only.
+        eval_split: frames + actions of the eval trajectories (novel backgrounds): harness only
+            (``None`` for an imported dataset without an eval file).
         spec: the task's :class:`~dcsbench.agent.EnvSpec` (given to the agent).
         info: identity for the result record: name, task, setting, tier, source, revision,
             content_hash, labeled_subset_hash, budget, protocol_compliant.
@@ -199,7 +200,7 @@ class ProtocolData:
 
     unlabeled: UnlabeledView
     labeled: LabeledView
-    eval_split: EvalSplit
+    eval_split: EvalSplit | None
     spec: EnvSpec
     info: dict
 
@@ -211,8 +212,10 @@ def prepare(name: str, budget: int, root=None, download: bool = True) -> Protoco
     train frames file only, the labeled view additionally a copy of its B trajectories' actions;
     rewards, states and the eval split are never opened for them.
     """
-    d = ensure_dataset(name, splits=fmt.SPLITS, root=root, download=download)
+    d = ensure_dataset(name, splits=("train",), root=root, download=download)
     m = fmt.load_manifest(d / fmt.MANIFEST)
+    if "eval" in m["splits"]:
+        ensure_dataset(name, splits=("eval",), root=root, download=download)
     budgets = m["labeled_subsets"]["budgets"]
     registry.check_choice("budget", str(int(budget)), budgets)
     ids = [int(i) for i in budgets[str(int(budget))]["ids"]]
@@ -227,11 +230,13 @@ def prepare(name: str, budget: int, root=None, download: bool = True) -> Protoco
     del all_actions
     labeled = LabeledView(frames, starts[ids], lengths[ids], lab_actions, ids)
 
-    ev = m["splits"]["eval"]
-    ev_arr = cache_mod.read_split_arrays(d, "eval", names=("frames", "actions"))
-    ev_lengths = np.asarray(ev["lengths"], dtype=np.int64)
-    eval_split = EvalSplit(ev_arr["frames"], np.concatenate([[0], np.cumsum(ev_lengths)[:-1]]),
-                           ev_lengths, ev_arr["actions"], seeds=ev["seeds"])
+    eval_split = None
+    if "eval" in m["splits"]:
+        ev = m["splits"]["eval"]
+        ev_arr = cache_mod.read_split_arrays(d, "eval", names=("frames", "actions"))
+        ev_lengths = np.asarray(ev["lengths"], dtype=np.int64)
+        eval_split = EvalSplit(ev_arr["frames"], np.concatenate([[0], np.cumsum(ev_lengths)[:-1]]),
+                               ev_lengths, ev_arr["actions"], seeds=ev["seeds"])
 
     fs = registry.FRAME_STACK
     h, w, c = m["frame_shape"]

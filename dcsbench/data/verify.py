@@ -1,0 +1,98 @@
+"""``dcsbench verify NAME``: re-hash a local dataset against its manifest.
+
+Checks, each reported with the file it concerns:
+
+1. the manifest's sha256 against the one pinned in the registry (published datasets) and the one
+   recorded when the dataset was written/downloaded;
+2. every shard's sha256 (local ``data/`` or the Hugging Face cache);
+3. every split cache: present (COMPLETE marker) and the content hash of its decoded arrays;
+4. with ``deep=True``, the shards are decoded again and their content hash compared too.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+
+from dcsbench import registry
+from dcsbench.data import cache as cache_mod
+from dcsbench.data import format as fmt
+from dcsbench.data.build import dataset_dir
+
+
+@dataclass
+class VerifyReport:
+    """Result of :func:`verify`: ``checks`` is a list of ``(item, ok, detail)``."""
+
+    name: str
+    checks: list = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        """True when every check passed."""
+        return all(ok for _, ok, _ in self.checks)
+
+    @property
+    def failures(self) -> list:
+        """The failed checks."""
+        return [c for c in self.checks if not c[1]]
+
+    def add(self, item: str, ok: bool, detail: str = "") -> None:
+        self.checks.append((item, bool(ok), detail))
+
+    def __str__(self) -> str:
+        lines = [f"{'ok ' if ok else 'BAD'}  {item}{': ' + detail if detail else ''}"
+                 for item, ok, detail in self.checks]
+        lines.append(f"{self.name}: {'verified' if self.ok else f'{len(self.failures)} problem(s)'}")
+        return "\n".join(lines)
+
+
+def verify(name: str, root=None, deep: bool = False) -> VerifyReport:
+    """Re-hash dataset ``name`` in the local cache; see the module docstring for the checks."""
+    from dcsbench.data.hub import shard_paths
+
+    d = dataset_dir(name, root)
+    rep = VerifyReport(name)
+    mpath = d / fmt.MANIFEST
+    if not mpath.is_file():
+        if name not in registry.HUB_DATASETS:
+            registry.parse_dataset_name(name)
+        raise FileNotFoundError(f"dataset {name!r} is not in the local cache {d.parent}")
+    mtext = mpath.read_bytes()
+    msha = hashlib.sha256(mtext).hexdigest()
+    origin = json.loads((d / "origin.json").read_text()) if (d / "origin.json").is_file() else {}
+    rep.add(fmt.MANIFEST, origin.get("manifest_sha256") == msha,
+            "" if origin.get("manifest_sha256") == msha else "differs from the one recorded at write time")
+    pinned = registry.HUB_DATASETS.get(name)
+    if pinned is not None and origin.get("kind") == "hub":
+        rep.add(f"{fmt.MANIFEST} (registry pin)", pinned.manifest_sha256 == msha,
+                "" if pinned.manifest_sha256 == msha else "differs from registry.HUB_DATASETS")
+    m = fmt.load_manifest(mpath)
+
+    paths = shard_paths(name, root)
+    for split, e in m["splits"].items():
+        for sh in e["shards"]:
+            p = paths.get(sh["path"])
+            if p is None:
+                rep.add(sh["path"], False, "missing (not downloaded or deleted)")
+                continue
+            got = fmt.sha256_file(p)
+            rep.add(sh["path"], got == sh["sha256"],
+                    "" if got == sh["sha256"] else f"sha256 {got[:12]}... != manifest {sh['sha256'][:12]}... "
+                    f"(truncated or corrupted; `dcsbench download {name}` re-fetches it)")
+        done = cache_mod.split_complete(d, split)
+        if done is None:
+            rep.add(f"cache/{split}", False, "not built (download or build the split)")
+        else:
+            got = cache_mod.hash_split_cache(d, split, e["lengths"])
+            rep.add(f"cache/{split}", got == e["content_hash"],
+                    "" if got == e["content_hash"] else "decoded arrays differ from the manifest's content hash")
+        if deep and all(paths.get(sh["path"]) for sh in e["shards"]):
+            h = fmt.ContentHasher()
+            for sh in e["shards"]:
+                for tr in fmt.read_shard(paths[sh["path"]]):
+                    h.add(tr["obs"], tr["actions"], tr["rewards"], tr["states"])
+            rep.add(f"shards/{split} (decoded)", h.hexdigest() == e["content_hash"],
+                    "" if h.hexdigest() == e["content_hash"] else "decoded content hash differs")
+    return rep

@@ -63,8 +63,17 @@ class IDMAgent(BaselineAgent):
 
     def fit(self, unlabeled, labeled, spec, budget, seed, logger) -> None:  # noqa: D102
         rng, logger = self._start(spec, seed, logger)
+        rt = self.runtime
+        self.fit_idm(TransitionSampler(labeled, rt, labeled=True), rng, logger)
+        unl = TransitionSampler(unlabeled, rt)
+        labels = torch.from_numpy(self.relabel(unlabeled, unl.cum)).to(rt.device)
+        fit_actor("bc", self.nets["actor"], unl, ("obs",),
+                  lambda b: labels[torch.from_numpy(unl.cum[b["index"][:, 0]] + b["index"][:, 1]).to(rt.device)],
+                  self.cfg.bc, rng, rt, logger)
+
+    def fit_idm(self, lab: TransitionSampler, rng: np.random.Generator, logger) -> dict:
+        """Stage 1: the IDM ``(o_t, o_{t+1}) -> a_t`` on labeled batches."""
         rt, c = self.runtime, self.cfg.idm
-        lab = TransitionSampler(labeled, rt, labeled=True)
         idm = self.nets["idm"].train()
         net = rt.maybe_compile(idm)
 
@@ -74,13 +83,7 @@ class IDMAgent(BaselineAgent):
             return loss, {"mse": loss}
 
         warmup = epochs_to_updates(c.warmup_epochs, lab.n_transitions, c.batch_size)
-        train_loop("idm", idm.parameters(), step, c.updates, c.lr, warmup, rt, logger, c.weight_decay)
-
-        unl = TransitionSampler(unlabeled, rt)
-        labels = torch.from_numpy(self.relabel(unlabeled, unl.cum)).to(rt.device)
-        fit_actor("bc", self.nets["actor"], unl, ("obs",),
-                  lambda b: labels[torch.from_numpy(unl.cum[b["index"][:, 0]] + b["index"][:, 1]).to(rt.device)],
-                  self.cfg.bc, rng, rt, logger)
+        return train_loop("idm", idm.parameters(), step, c.updates, c.lr, warmup, rt, logger, c.weight_decay)
 
     @torch.no_grad()
     def relabel(self, unlabeled, frame_offsets: np.ndarray) -> np.ndarray:

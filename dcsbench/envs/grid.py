@@ -78,6 +78,7 @@ def save_png(image: np.ndarray, path, scale: int = 1) -> Path:
     os.close(fd)
     try:
         im.save(tmp, format="PNG")
+        os.chmod(tmp, 0o644)  # mkstemp creates 0600
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

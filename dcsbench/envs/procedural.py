@@ -157,7 +157,7 @@ def _object_texture(rng: np.random.Generator, style: str) -> np.ndarray:
         names = sorted(_TRAIN_PALETTES)
         pal = _TRAIN_PALETTES[names[rng.integers(len(names))]]
         if rng.uniform() < 0.6:
-            return _palette_map(_fractal_noise(rng, beta=rng.uniform(2.0, 3.0)), pal)
+            return _palette_map(_fractal_noise(rng, beta=rng.uniform(1.6, 2.4)), pal)
         yy, xx = np.mgrid[0:_TILE, 0:_TILE].astype(np.float32) * (2 * np.pi / _TILE)
         k = rng.integers(2, 6)
         stripes = 0.5 + 0.5 * np.sin(k * (xx + 0.3 * yy))  # soft stripes (fur, bark, waves)
@@ -214,6 +214,7 @@ def generate_clip(style: str, index: int, size: int = 64, length: int = CLIP_LEN
             shape=("ring" if rng.uniform() < 0.4 else "rect") if novel else "blob",
             wobble=rng.uniform(0, 2 * np.pi, size=3),
             tex_drift=rng.uniform(-0.5, 0.5, size=2),
+            tex_scale=rng.uniform(30, 50),
         ))
     # Paint larger objects first (farther away).
     objects.sort(key=lambda o: -o["radius"])
@@ -250,8 +251,8 @@ def generate_clip(style: str, index: int, size: int = 64, length: int = CLIP_LEN
                 shade = np.ones_like(d)
             if not alpha.any():
                 continue
-            ty = v * 20 + o["tex_drift"][0] * t
-            tx = u * 20 + o["tex_drift"][1] * t
+            ty = v * o["tex_scale"] + o["tex_drift"][0] * t
+            tx = u * o["tex_scale"] + o["tex_drift"][1] * t
             col = _sample(o["tex"], ty, tx) * shade[..., None]
             a = alpha[..., None]
             img = img * (1 - a) + col * a

@@ -1,0 +1,130 @@
+"""Environment throughput: control steps per second with 64x64 rendering, single process.
+
+For every task, measures ``make_env(task, setting)`` (frame stack 3, random actions, procedural
+train backgrounds) in both settings, plus two references: physics only (dm_control step, no
+rendering) and dm_control's own ``physics.render(64, 64, camera_id=0)`` per frame.
+
+    python benchmarks/bench_envs.py                 # print the table
+    python benchmarks/bench_envs.py --write benchmarks/RESULTS-envs.md
+
+Targets (issue 2): cheetah-run >= 600 steps/s, humanoid-walk >= 200 steps/s with all distractors.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import os
+import platform
+import time
+
+os.environ.setdefault("MUJOCO_GL", "egl")
+
+import numpy as np  # noqa: E402
+
+from dcsbench.envs import make_env  # noqa: E402
+from dcsbench.registry import TASKS  # noqa: E402
+
+TARGETS = {"cheetah-run": 600, "humanoid-walk": 200}
+
+
+def steps_per_second(env, n_steps: int, seed: int = 0) -> float:
+    """Median-of-3 steps/s of ``env`` under uniform random actions (reset excluded)."""
+    rng = np.random.default_rng(seed)
+    env.reset(seed=seed)
+    actions = rng.uniform(-1, 1, size=(n_steps,) + env.action_space.shape).astype(np.float32)
+    for a in actions[:20]:  # warm-up (GL state, caches)
+        env.step(a)
+    rates = []
+    for _ in range(3):
+        t0 = time.perf_counter()
+        for a in actions:
+            env.step(a)
+        rates.append(n_steps / (time.perf_counter() - t0))
+    return float(np.median(rates))
+
+
+def physics_only(task: str, n_steps: int) -> float:
+    """dm_control steps/s without any rendering."""
+    from dm_control import suite
+
+    env = suite.load(*TASKS[task], task_kwargs={"random": 0, "time_limit": float("inf")})
+    env.reset()
+    a = np.zeros(env.action_spec().shape)
+    t0 = time.perf_counter()
+    for _ in range(n_steps):
+        env.step(a)
+    return n_steps / (time.perf_counter() - t0)
+
+
+def dm_control_render(task: str, n_frames: int) -> float:
+    """Frames/s of dm_control's default ``physics.render(64, 64, camera_id=0)``."""
+    from dm_control import suite
+
+    env = suite.load(*TASKS[task], task_kwargs={"random": 0})
+    env.reset()
+    env.physics.render(64, 64, camera_id=0)
+    t0 = time.perf_counter()
+    for _ in range(n_frames):
+        env.physics.render(64, 64, camera_id=0)
+    return n_frames / (time.perf_counter() - t0)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--steps", type=int, default=1000, help="timed steps per repetition")
+    parser.add_argument("--tasks", default=",".join(TASKS))
+    parser.add_argument("--write", default=None, help="also write a markdown results file")
+    args = parser.parse_args()
+
+    load_before = os.getloadavg()[0]
+    rows = []
+    for task in args.tasks.split(","):
+        dist = make_env(task, "distractors")
+        clean = make_env(task, "clean")
+        r = dict(task=task,
+                 distractors=steps_per_second(dist, args.steps),
+                 clean=steps_per_second(clean, args.steps),
+                 physics=physics_only(task, args.steps),
+                 dm_render=dm_control_render(task, max(50, args.steps // 10)))
+        dist.close()
+        clean.close()
+        target = TARGETS.get(task)
+        r["target"] = f">= {target}" if target else "-"
+        r["ok"] = "" if not target else ("yes" if r["distractors"] >= target else "NO")
+        rows.append(r)
+        print(f"{task:14s} distractors {r['distractors']:7.0f}  clean {r['clean']:7.0f}  "
+              f"physics-only {r['physics']:8.0f}  physics.render fps {r['dm_render']:5.0f}",
+              flush=True)
+
+    cpu = platform.processor() or platform.machine()
+    header = ("| task | distractors steps/s | clean steps/s | target (distractors) | met | "
+              "physics only steps/s | dm_control physics.render fps |\n"
+              "|---|---:|---:|---|---|---:|---:|\n")
+    body = "".join(
+        f"| {r['task']} | {r['distractors']:.0f} | {r['clean']:.0f} | {r['target']} | {r['ok']} | "
+        f"{r['physics']:.0f} | {r['dm_render']:.0f} |\n" for r in rows)
+    table = header + body
+    print()
+    print(table)
+    if args.write:
+        from dcsbench.results import atomic_write_text
+
+        text = (
+            "# Environment throughput (benchmarks/bench_envs.py)\n\n"
+            f"Measured {datetime.date.today().isoformat()} on {os.cpu_count()} CPU cores "
+            f"({cpu}, {platform.system()}), MUJOCO_GL={os.environ.get('MUJOCO_GL')} "
+            "(Mesa llvmpipe), single process, 64x64 RGB, frame stack 3, random actions, "
+            f"median of 3 x {args.steps} steps. 1-minute load average before / after the run: "
+            f"{load_before:.1f} / {os.getloadavg()[0]:.1f} (other jobs were sharing the CPU "
+            "if these exceed ~1; numbers then understate the throughput).\n\n"
+            "`distractors` = background video (procedural, train pool) composited through a "
+            "segmentation pass + camera shake + colour change; `clean` = one RGB pass. "
+            "`physics.render fps` is dm_control's default render path at 64x64, for comparison.\n\n"
+            + table)
+        atomic_write_text(args.write, text)
+        print(f"wrote {args.write}")
+
+
+if __name__ == "__main__":
+    main()

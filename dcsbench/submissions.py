@@ -288,7 +288,7 @@ class Submission:
         name: folder name.
         path: folder path.
         metadata: parsed metadata, or None if it was invalid.
-        records: ``(file name, record)`` of every record that parsed.
+        records: ``(file name, record)`` of every record without errors.
         problems: every error and warning found.
         coverage: ``{(setting, tier, source): {(task, budget): [seeds]}}`` of parsed records.
     """
@@ -545,6 +545,7 @@ def validate_submission(folder: str | os.PathLike, known=None, include_local: bo
                     msg = "required field is missing"
                 sub.error(path, fld, msg or "invalid record")
             continue
+        n_errors = len(sub.errors)
         check_record(rec, str(path), sub, known, sub.metadata, check_scores=check_scores)
         key = (rec.method.name, rec.dataset.name, rec.source, rec.budget, rec.seed)
         if key in seen:
@@ -552,7 +553,8 @@ def validate_submission(folder: str | os.PathLike, known=None, include_local: bo
                                     f"{rec.seed} is also in {seen[key]}")
             continue
         seen[key] = entry.name
-        sub.records.append((entry.name, rec))
+        if len(sub.errors) == n_errors:  # only clean records count for coverage and aggregates
+            sub.records.append((entry.name, rec))
     if not entries:
         sub.error(results, "", "no result records")
     for key, cov in sub.coverage.items():

@@ -66,7 +66,7 @@ def publish(site: str | os.PathLike, repo_id: str, repo_type: str = "dataset",
                                 "run `dcsbench leaderboard build` first")
     board = json.loads((site / "leaderboard.json").read_text(encoding="utf-8"))
     api = HfApi(token=token)
-    if create:
+    if create and not api.repo_exists(repo_id, repo_type=repo_type):
         kwargs = {"space_sdk": "static"} if repo_type == "space" else {}
         api.create_repo(repo_id, repo_type=repo_type, private=private, exist_ok=True, **kwargs)
     with tempfile.TemporaryDirectory(prefix="dcsbench-publish-") as tmp:

@@ -41,6 +41,8 @@ def register(sub) -> None:
                    help="also trust datasets known only from the local cache (not for the official board)")
     b.add_argument("--strict", action="store_true",
                    help="exit 1 when any submission is rejected")
+    b.add_argument("--screenshot", metavar="PNG", default=None,
+                   help="also save a headless-Chromium screenshot of the page (e.g. docs/leaderboard.png)")
     b.set_defaults(func=run_build)
 
     pub = lsub.add_parser("publish", help="upload a built site to a Hugging Face Hub repo",
@@ -107,6 +109,10 @@ def run_build(args: argparse.Namespace) -> int:
     for r in board["rejected"]:
         print(f"rejected {r['name']}: {r['n_errors']} error(s), e.g. {r['errors'][0]}", file=sys.stderr)
     print(f"wrote {args.out}/index.html, leaderboard.json, leaderboard.csv")
+    if args.screenshot:
+        from leaderboard.browser import screenshot_site
+
+        print(f"wrote {screenshot_site(args.out, args.screenshot)}")
     return 1 if args.strict and board["rejected"] else 0
 
 

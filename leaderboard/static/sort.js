@@ -50,6 +50,7 @@
     var tables = document.querySelectorAll("table.sortable");
     Array.prototype.forEach.call(tables, function (table) {
       if (!table.tHead || !table.tBodies.length) return;
+      table.setAttribute("data-sort-ready", "1");
       Array.prototype.forEach.call(table.tHead.rows[0].cells, function (th) {
         th.addEventListener("click", function () { sortBy(table, th); });
         th.addEventListener("keydown", function (e) {

@@ -1,0 +1,265 @@
+"""Leaderboard: aggregation cross-checked by hand, site files, escaping proven in headless
+Chromium, the self-written sorter, and publishing to the local hub server."""
+
+from __future__ import annotations
+
+import html
+import json
+import shutil
+from html.parser import HTMLParser
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import submission_factory as sf
+from dcsbench import scoring
+from leaderboard import browser, render
+from leaderboard.build import CSV_COLUMNS, build_site
+
+REPS = 50  # bootstrap replications in tests (CIs are not the point here)
+
+needs_chromium = pytest.mark.skipif(browser.find_chromium() is None, reason="no chromium installed")
+
+#: Each payload tries to change document.title and mark the body when it runs.
+PAYLOADS = (
+    "<script>document.title='PWNED1';document.body.setAttribute('data-pwned','1')</script>",
+    "<img src=x onerror=\"document.title='PWNED2'\">",
+    "\"><svg onload=document.title='PWNED3'>",
+    "'><iframe src=javascript:document.title='PWNED4'>",
+    "</dd></style></script><script>document.title='PWNED5'</script>",
+    "javascript:document.title='PWNED6'",
+)
+EVIL_FOLDER = "<img src=x onerror=document.title='PWNED7'>"
+
+
+def hostile_metadata(method: str) -> dict:
+    """Every free-text field of the metadata carries script payloads (still a valid submission)."""
+    return sf.metadata(
+        method, display_name=PAYLOADS[1][:80], version=PAYLOADS[2][:64], authors=list(PAYLOADS),
+        description=" ".join(PAYLOADS), labels_used=PAYLOADS[0] + PAYLOADS[3],
+        compute=PAYLOADS[4] + PAYLOADS[5], contact=PAYLOADS[2],
+        paper_url="https://example.org/paper?a=1&b=%22x%22", code_url="http://example.org/code#frag")
+
+
+@pytest.fixture(scope="module")
+def board_site(tmp_path_factory):
+    """A site built from: two complete methods, one incomplete, one hostile (valid), one tampered
+    (rejected) and one folder whose name is a payload (rejected)."""
+    root = tmp_path_factory.mktemp("lb")
+    subs = root / "subs"
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv(scoring.REFERENCES_ENV, str(sf.write_references(root / "references.json")))
+        sf.write_submission(subs, "bc", 0.4, meta=sf.metadata("bc", reference=True, display_name="BC"))
+        sf.write_submission(subs, "laom", 0.8, meta=sf.metadata("laom", reference=True))
+        sf.write_submission(subs, "partial", 0.9, tasks=("cheetah-run", "walker-run"), seeds=(0, 1))
+        sf.write_submission(subs, "evil", 0.6, tasks=("hopper-hop",), meta=hostile_metadata("evil"))
+        tampered = sf.write_submission(subs, "tampered", 2.0, tasks=("cheetah-run",))
+        rec = sorted((tampered / "results").glob("*.json"))[0]
+        sf.edit_record(rec, lambda d: d["primary"].update(normalized_score=9.9))
+        (subs / EVIL_FOLDER).mkdir()
+        board = build_site(subs, root / "site", reps=REPS, known=sf.make_known())
+        frame = scoring.records_to_frame(
+            [p for p in (subs / m / "results" for m in ("bc", "laom")) if p.is_dir()])
+    return board, root / "site", frame
+
+
+def track(board):
+    assert [t["track"] for t in board["tracks"]] == ["distractors/tiny/procedural"]
+    return board["tracks"][0]
+
+
+def row(board, method):
+    return next(r for r in track(board)["rows"] if r["method"] == method)
+
+
+# ------------------------------------------------------------------------ aggregation
+
+
+def test_aggregates_match_hand_computation(board_site):
+    board, _, frame = board_site
+    for method in ("bc", "laom"):
+        r = row(board, method)
+        iqms = []
+        for b in (2, 4, 8):
+            sel = frame[(frame["method"] == method) & (frame["budget"] == b)]
+            scores = np.sort(sel["primary_score"].to_numpy())
+            assert len(scores) == 12  # 4 tasks x 3 seeds
+            cell = r["budgets"][str(b)]
+            assert cell["mean"] == pytest.approx(scores.mean(), rel=1e-9)
+            assert cell["iqm"] == pytest.approx(scores[3:9].mean(), rel=1e-9)  # middle 50% of 12
+            assert cell["iqm_lo"] <= cell["iqm"] <= cell["iqm_hi"]
+            assert cell["n_runs"] == 3 and cell["n_tasks"] == 4
+            gen = sel["generalization_score"].to_numpy()
+            assert cell["gen_mean"] == pytest.approx(gen.mean(), rel=1e-9)
+            iqms.append(cell["iqm"])
+        # mean over log2(budget) of the IQM curve: budgets 2, 4, 8 are equally spaced in log2
+        assert r["label_efficiency"] == pytest.approx((iqms[0] + 2 * iqms[1] + iqms[2]) / 4, rel=1e-9)
+        task = r["per_task"]["walker-run"]["4"]
+        sel = frame[(frame["method"] == method) & (frame["budget"] == 4) & (frame["task"] == "walker-run")]
+        assert task["mean"] == pytest.approx(sel["primary_score"].mean()) and task["n_seeds"] == 3
+    assert row(board, "laom")["budgets"]["8"]["poi"] > 0.9  # laom beats bc everywhere
+    assert "poi" not in row(board, "bc")["budgets"]["8"]
+
+
+def test_ranking_coverage_and_rejections(board_site):
+    board, _, _ = board_site
+    rows = track(board)["rows"]
+    complete = [r["method"] for r in rows if r["coverage"]["complete"]]
+    assert complete == ["laom", "bc"]  # best label-efficiency first
+    assert [r["rank"] for r in rows] == list(range(1, len(rows) + 1))
+    part = row(board, "partial")
+    assert part["coverage"] == {"present": 12, "expected": 36, "complete": False,
+                                "missing": part["coverage"]["missing"]}
+    assert ["hopper-hop", 2, 0] in part["coverage"]["missing"]
+    assert rows.index(part) >= 2  # incomplete rows after complete ones
+    rejected = {r["name"]: r for r in board["rejected"]}
+    assert set(rejected) == {"tampered", EVIL_FOLDER}
+    assert "raw returns give" in rejected["tampered"]["errors"][0]
+    assert "tampered" not in board["methods"]
+
+
+def test_site_files(board_site):
+    board, site, _ = board_site
+    for name in ("index.html", "leaderboard.json", "leaderboard.csv", "style.css", "sort.js"):
+        assert (site / name).is_file()
+    assert json.loads((site / "leaderboard.json").read_text()) == board
+    lines = (site / "leaderboard.csv").read_text().splitlines()
+    assert lines[0].split(",") == list(CSV_COLUMNS) and len(lines) == 1 + 4 * 3
+    for key in ("bars", "tasks"):
+        png = site / track(board)["plots"][key]
+        assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 5000
+    page = (site / "index.html").read_text()
+    csp = [a["content"] for t, a in tags_of(page) if t == "meta" and a.get("http-equiv") == "Content-Security-Policy"]
+    assert csp == [render.CSP] and "default-src 'none'" in render.CSP
+
+
+# ------------------------------------------------------------------------- escaping
+
+
+class _Tags(HTMLParser):
+    """Collects every start tag and its attributes."""
+
+    def __init__(self):
+        super().__init__()
+        self.tags: list[tuple[str, dict]] = []
+
+    def handle_starttag(self, tag, attrs):
+        self.tags.append((tag, dict(attrs)))
+
+
+def tags_of(text: str) -> list[tuple[str, dict]]:
+    p = _Tags()
+    p.feed(text)
+    return p.tags
+
+
+def assert_inert(text: str) -> None:
+    """No tag or attribute in ``text`` comes from a payload."""
+    for tag, attrs in tags_of(text):
+        assert not any(a.startswith("on") for a in attrs), (tag, attrs)
+        assert tag not in ("iframe", "svg", "object", "embed", "base", "form"), tag
+        if tag == "script":
+            assert attrs == {"src": "sort.js", "defer": None} or attrs == {"src": "sort.js", "defer": ""}
+        if tag == "img":
+            assert attrs["src"].startswith("plots/"), attrs
+        if tag == "a":
+            assert attrs["href"].startswith(("#", "https://", "http://", "leaderboard.")), attrs
+        assert "data-pwned" not in attrs
+
+
+def test_html_escapes_every_payload(board_site):
+    _, site, _ = board_site
+    page = (site / "index.html").read_text()
+    assert_inert(page)
+    for p in PAYLOADS:
+        assert html.escape(p[:60], quote=True) in page
+    assert html.escape(EVIL_FOLDER, quote=True) in page
+    assert 'href="https://example.org/paper?a=1&amp;b=%22x%22"' in page
+
+
+def test_render_never_links_unsafe_urls():
+    assert render.safe_url("javascript:alert(1)") is None
+    assert render.safe_url("JaVaScRiPt:alert(1)") is None
+    assert render.safe_url("data:text/html,hi") is None
+    assert render.safe_url("https://a.org/x\" onclick=\"y") is None
+    out = render.link("javascript:document.title='X'", "paper")
+    assert "<a" not in out and "javascript:document.title=&#x27;X&#x27;" in out
+    assert render.link("https://a.org/?q=1&r=<2>", "code") == '<span class="muted">https://a.org/?q=1&amp;r=&lt;2&gt;</span>'
+
+
+@needs_chromium
+def test_chromium_runs_no_payload(board_site, tmp_path):
+    """Headless Chromium loads the page: our sorter runs (CSP allows the site's own script), no
+    payload does: title unchanged, no marker, payload text visible as text. Screenshot saved."""
+    _, site, _ = board_site
+    with browser.serve(site) as base:
+        dom = browser.dump_dom(base + "index.html")
+        png = browser.screenshot(base + "index.html", tmp_path / "hostile.png", 1280, 1600)
+    assert "<title>dcsbench leaderboard</title>" in dom
+    assert "PWNED" not in dom.split("<body")[0]          # title and head untouched
+    assert "data-pwned" not in dom.replace("setAttribute(&#x27;data-pwned", "").replace(
+        "setAttribute('data-pwned", "")
+    assert 'data-sort-ready="1"' in dom                  # the site's own script did run
+    assert_inert(dom)
+    assert "&lt;script&gt;document.title='PWNED1'" in dom  # shown as text, escaped
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 20_000
+
+
+@needs_chromium
+def test_sorter_in_chromium(tmp_path):
+    """The self-written sorter: numeric columns sort best-first, then reverse; blanks stay last."""
+    shutil.copyfile(render.STATIC / "sort.js", tmp_path / "sort.js")
+    (tmp_path / "t.html").write_text("""<!doctype html><html><head><title>t</title>
+<script src="sort.js"></script></head><body>
+<table class="sortable" id="t"><thead><tr><th data-type="text">m</th><th data-type="num">s</th></tr></thead>
+<tbody><tr><td>a</td><td data-sort="0.5">x</td></tr><tr><td>b</td><td data-sort="">-</td></tr>
+<tr><td>c</td><td data-sort="10">y</td></tr><tr><td>d</td><td data-sort="2">z</td></tr></tbody></table>
+<script>
+function order() { return Array.prototype.map.call(document.querySelectorAll('#t tbody tr'),
+  function (r) { return r.cells[0].textContent; }).join(''); }
+document.addEventListener('DOMContentLoaded', function () {  // after sort.js's own listener
+  var th = document.querySelectorAll('#t th');
+  th[1].click(); var first = order(); th[1].click(); var second = order(); th[0].click(); var third = order();
+  document.body.setAttribute('data-result', first + '|' + second + '|' + third);
+});
+</script></body></html>""")
+    dom = browser.dump_dom((tmp_path / "t.html").as_uri())
+    assert 'data-result="cdab|adcb|abcd"' in dom
+
+
+# -------------------------------------------------------------------------- publish
+
+
+def test_publish_to_local_hub(board_site, hub_server):
+    from huggingface_hub import hf_hub_download
+
+    from leaderboard.publish import publish
+
+    _, site, _ = board_site
+    publish(site, "dcsbench/leaderboard", repo_type="dataset")
+    repo = hub_server.state.repo("dataset", "dcsbench/leaderboard")
+    files = repo.commits[-1][1]
+    for name in ("index.html", "leaderboard.json", "leaderboard.csv", "sort.js", "style.css", "README.md"):
+        assert name in files
+    assert sum(1 for f in files if f.startswith("plots/") and f.endswith(".png")) == 2
+    got = hf_hub_download("dcsbench/leaderboard", "leaderboard.json", repo_type="dataset")
+    assert Path(got).read_bytes() == (site / "leaderboard.json").read_bytes()
+    # a static Space: README header makes the hub serve index.html
+    publish(site, "dcsbench/leaderboard-space", repo_type="space")
+    space = hub_server.state.repo("space", "dcsbench/leaderboard-space").commits[-1][1]
+    assert b"sdk: static" in space["README.md"] and "index.html" in space
+    # publishing again is a new commit on the same repo
+    publish(site, "dcsbench/leaderboard", repo_type="dataset", commit_message="again")
+    assert len(hub_server.state.repo("dataset", "dcsbench/leaderboard").commits) == 2
+
+
+def test_publish_refuses_unbuilt_site(tmp_path):
+    from leaderboard.publish import publish
+
+    with pytest.raises(FileNotFoundError, match="not a built leaderboard site"):
+        publish(tmp_path, "org/repo")
+    with pytest.raises(ValueError, match="ORG/REPO"):
+        publish(tmp_path, "no-slash")
+    with pytest.raises(ValueError, match="Valid repo types"):
+        publish(tmp_path, "org/repo", repo_type="model")

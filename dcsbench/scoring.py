@@ -187,7 +187,8 @@ def normalized_score(ret: float, task: str, setting: str, source: str,
 
 
 def load_records(paths: Iterable[str | os.PathLike]) -> list[tuple[Path, ResultRecord]]:
-    """Load and validate records from files and folders (folders: every ``*.json`` below).
+    """Load and validate records from files and folders (folders: every ``*.json`` below,
+    hidden paths excluded).
 
     Returns ``(path, record)`` pairs sorted by path. A malformed file raises
     :class:`dcsbench.results.RecordError` naming the file and field.
@@ -195,7 +196,9 @@ def load_records(paths: Iterable[str | os.PathLike]) -> list[tuple[Path, ResultR
     files: list[Path] = []
     for p in map(Path, paths):
         if p.is_dir():
-            files.extend(sorted(q for q in p.rglob("*.json") if not q.name.startswith(".")))
+            # hidden files and folders (e.g. the runner's ``.work/`` checkpoints) are skipped
+            files.extend(sorted(q for q in p.rglob("*.json")
+                                if not any(part.startswith(".") for part in q.relative_to(p).parts)))
         elif p.exists():
             files.append(p)
         else:

@@ -48,3 +48,24 @@ def hub_server(tmp_path, monkeypatch):
         yield url
     finally:
         srv.stop()
+
+
+# --- protocol (tests/test_protocol.py): one tiny dataset built once per session -----------------
+
+@pytest.fixture(scope="session")
+def tiny_dataset_root(tmp_path_factory):
+    """Cache root holding ``cheetah-run-distractors-tiny`` built by the test itself: random
+    policy, 4 train + 2 eval trajectories of 20 steps (non-protocol, ~5 s to build)."""
+    from dcsbench.data.build import build_dataset
+
+    root = tmp_path_factory.mktemp("dcsbench_home")
+    build_dataset("cheetah-run-distractors-tiny", root=root, policy="random", episode_length=20,
+                  n_train=4, n_eval=2, progress=False)
+    return root
+
+
+@pytest.fixture
+def tiny_dataset_home(tiny_dataset_root, monkeypatch):
+    """Points ``DCSBENCH_HOME`` at :func:`tiny_dataset_root` for one test; returns the root."""
+    monkeypatch.setenv("DCSBENCH_HOME", str(tiny_dataset_root))
+    return tiny_dataset_root

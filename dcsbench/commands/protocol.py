@@ -7,8 +7,115 @@ import json
 import sys
 
 
+def _add_run_options(p: argparse.ArgumentParser) -> None:
+    """Options shared by ``run`` and ``sweep`` (agent configuration and evaluation knobs)."""
+    p.add_argument("--preset", default=None,
+                   help="baseline config preset: paper (default) or tiny; baselines only")
+    p.add_argument("--config", metavar="FILE.yaml", help="YAML mapping of agent options")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="override one option (repeatable; dotted keys nest; YAML values)")
+    p.add_argument("--episodes", type=int, default=None,
+                   help="evaluation episodes per background pool (protocol: 25; fewer -> "
+                        "non-compliant record)")
+    p.add_argument("--episode-length", type=int, default=None,
+                   help="steps per evaluation episode (protocol: 1000; shorter -> non-compliant)")
+    p.add_argument("--num-envs", type=int, default=5, help="environments per evaluation wave")
+    p.add_argument("--vector-mode", choices=("sync", "async"), default="sync")
+    p.add_argument("--no-generalization", action="store_true",
+                   help="skip the novel-backgrounds evaluation (non-compliant record)")
+    p.add_argument("--root", help="dataset cache root (default: $DCSBENCH_HOME)")
+    p.add_argument("--davis-dir", help="DAVIS-2017 folder for source=davis datasets")
+
+
+def _evaluate_kwargs(args: argparse.Namespace) -> dict:
+    """Keyword arguments of :func:`dcsbench.protocol.evaluate` from ``run``/``sweep`` options."""
+    kw = {"num_envs": args.num_envs, "vector_mode": args.vector_mode,
+          "generalization": not args.no_generalization, "root": args.root,
+          "davis_dir": args.davis_dir}
+    if args.episodes is not None:
+        kw["n_episodes"] = args.episodes
+    if args.episode_length is not None:
+        kw["episode_length"] = args.episode_length
+    return kw
+
+
 def register(sub: argparse._SubParsersAction) -> None:
     """Add the protocol subcommands to the ``dcsbench`` parser."""
+    p = sub.add_parser("run", help="fit one method on one dataset/budget/seed, evaluate, "
+                                   "write a result record",
+                       description="Run the protocol once: prepare the views, fit the agent, "
+                                   "evaluate it online (train and novel backgrounds) and write "
+                                   "one result record atomically. Re-running a killed run "
+                                   "resumes it.")
+    p.add_argument("--agent", required=True,
+                   help="baseline name (bc, idm, lapo, laom, laom-sup) or MODULE:CLASS")
+    p.add_argument("--dataset", required=True, help="e.g. cheetah-run-distractors-tiny")
+    p.add_argument("--budget", type=int, required=True, help="labeled trajectories")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", default="runs", help="record folder or .json file (default: runs/)")
+    p.add_argument("--overwrite", action="store_true", help="rerun even if the record exists")
+    p.add_argument("--keep-checkpoint", action="store_true",
+                   help="keep the agent checkpoint after the record is written")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    _add_run_options(p)
+    p.set_defaults(func=cmd_run)
+
+    p = sub.add_parser("sweep", help="run methods x datasets x budgets x seeds "
+                                     "(local processes, Ray or SLURM via submitit)")
+    p.add_argument("--methods", required=True, help="comma-separated baseline names / MODULE:CLASS")
+    p.add_argument("--datasets", required=True, help="comma-separated dataset names")
+    p.add_argument("--budgets", required=True, help="comma-separated budgets, e.g. 2,4,8")
+    p.add_argument("--seeds", default="0,1,2", help="comma-separated seeds (default 0,1,2)")
+    p.add_argument("--out", default="runs", help="record folder (default: runs/)")
+    p.add_argument("--executor", choices=("local", "ray", "submitit"), default="local")
+    p.add_argument("--workers", type=int, default=1, help="concurrent runs (local executor)")
+    p.add_argument("--threads", type=int, default=None, help="torch threads per run")
+    p.add_argument("--num-gpus", type=float, default=0, help="GPUs per run (ray)")
+    p.add_argument("--num-cpus", type=float, default=1, help="CPUs per run (ray)")
+    p.add_argument("--ray-address", default=None, help="Ray cluster address (ray)")
+    p.add_argument("--submitit-folder", default="submitit_logs", help="job logs (submitit)")
+    p.add_argument("--slurm", action="append", default=[], metavar="KEY=VALUE",
+                   help="submitit update_parameters option, e.g. slurm_partition=gpu, "
+                        "gpus_per_node=1, timeout_min=600 (repeatable)")
+    p.add_argument("--dry-run", action="store_true", help="list the runs and exit")
+    _add_run_options(p)
+    p.set_defaults(func=cmd_sweep)
+
+    p = sub.add_parser("reference", help="measure a dataset's reference return (BC on all "
+                                         "train trajectories, all actions revealed)")
+    p.add_argument("dataset")
+    p.add_argument("--preset", default="paper", help="BC config preset (paper or tiny)")
+    p.add_argument("--config", metavar="FILE.yaml", help="YAML mapping of BC options")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", default="runs/reference", help="folder of the BC run's record")
+    p.add_argument("--references", default=None,
+                   help="references file to update (default: the packaged "
+                        "dcsbench/registry_data/references.json or $DCSBENCH_REFERENCES)")
+    p.add_argument("--episodes", type=int, default=None,
+                   help="evaluation episodes (protocol: 25; tests only)")
+    p.add_argument("--episode-length", type=int, default=None,
+                   help="steps per evaluation episode (protocol: 1000; tests only)")
+    p.add_argument("--num-envs", type=int, default=5)
+    p.add_argument("--vector-mode", choices=("sync", "async"), default="sync")
+    p.add_argument("--root", help="dataset cache root (default: $DCSBENCH_HOME)")
+    p.add_argument("--davis-dir", help="DAVIS-2017 folder for source=davis datasets")
+    p.add_argument("--no-progress", action="store_true")
+    p.set_defaults(func=cmd_reference, no_generalization=False)
+
+    p = sub.add_parser("quickstart", help="build the tiny dataset, run one baseline, score it "
+                                          "(minutes on a laptop CPU)")
+    p.add_argument("--dataset", default="cheetah-run-distractors-tiny")
+    p.add_argument("--method", default="bc", help="baseline to run with its tiny preset")
+    p.add_argument("--budget", type=int, default=None, help="default: the tier's smallest")
+    p.add_argument("--out", default="runs/quickstart", help="record folder")
+    p.add_argument("--episodes", type=int, default=None,
+                   help="evaluation episodes (default: protocol's 25)")
+    p.add_argument("--num-envs", type=int, default=5)
+    p.add_argument("--root", help="dataset cache root (default: $DCSBENCH_HOME)")
+    p.add_argument("--no-progress", action="store_true")
+    p.set_defaults(func=cmd_quickstart)
+
     p = sub.add_parser("score", help="normalized scores and rliable aggregates of result records",
                        description="Recompute normalized scores from result records and print "
                                    "mean / IQM / optimality gap with 95%% stratified-bootstrap "
@@ -119,3 +226,127 @@ def cmd_score(args: argparse.Namespace) -> int:
                                     reps=args.reps, seed=args.seed)
         print("plots: " + ", ".join(str(p) for p in paths), file=sys.stderr)
     return 0
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    """``dcsbench run``: one protocol run -> one record."""
+    from dcsbench.protocol import evaluate, make_agent
+
+    agent = make_agent(args.agent, args.config, args.overrides, args.preset)
+    record = evaluate(agent, args.dataset, args.budget, args.seed, out=args.out,
+                      progress=not args.no_progress, overwrite=args.overwrite,
+                      keep_checkpoint=args.keep_checkpoint, **_evaluate_kwargs(args))
+    p, g = record.primary, record.generalization
+    line = f"{record.method.name} {record.dataset.name} b={record.budget} s={record.seed}: " \
+           f"return {p.mean_return:.1f}"
+    if p.normalized_score is not None:
+        line += f" (normalized {p.normalized_score:.3f})"
+    if g is not None:
+        line += f"; novel backgrounds {g.mean_return:.1f}"
+    if not record.protocol_compliant:
+        line += "  [not protocol-compliant]"
+    print(line)
+    return 0
+
+
+def _csv(text: str, kind=str) -> list:
+    items = [kind(x.strip()) for x in text.split(",") if x.strip()]
+    if not items:
+        raise ValueError(f"empty list: {text!r}")
+    return items
+
+
+def cmd_sweep(args: argparse.Namespace) -> int:
+    """``dcsbench sweep``: expand the grid and run it on the chosen executor."""
+    from dcsbench.protocol import parse_overrides
+    from dcsbench.sweep import expand, run_sweep
+
+    specs = expand(_csv(args.methods), _csv(args.datasets), _csv(args.budgets, int),
+                   _csv(args.seeds, int), args.out, preset=args.preset,
+                   config_file=args.config, overrides=tuple(args.overrides),
+                   evaluate_kwargs=_evaluate_kwargs(args), threads=args.threads)
+    if args.dry_run:
+        for s in specs:
+            print(f"{s.label} -> {s.record}")
+        return 0
+    results = run_sweep(specs, executor=args.executor, workers=args.workers,
+                        num_gpus=args.num_gpus, num_cpus=args.num_cpus,
+                        ray_address=args.ray_address, submitit_folder=args.submitit_folder,
+                        slurm=parse_overrides(args.slurm))
+    failed = {k: v for k, v in results.items() if v is not None}
+    for rec, err in failed.items():
+        print(f"failed: {rec}: {err}", file=sys.stderr)
+    return 1 if failed else 0
+
+
+def measure_reference(dataset: str, preset: str = "paper", config_file=None, overrides=(),
+                      seed: int = 0, out="runs/reference", references=None,
+                      progress: bool = True, **evaluate_kwargs):
+    """Train BC on every train trajectory with all actions revealed, evaluate it under the
+    protocol, and store its mean return as the dataset's reference (with provenance).
+
+    Returns ``(record, record_path, references_path)``.
+    """
+    from dcsbench import registry, scoring
+    from dcsbench.protocol import evaluate, make_agent, record_path
+
+    name = registry.parse_dataset_name(dataset)
+    agent = make_agent("bc", config_file, list(overrides), preset)
+    record = evaluate(agent, str(name), "all", seed, out=out, progress=progress,
+                      **evaluate_kwargs)
+    path = record_path(out, record.method.name, record.dataset.name, record.source,
+                       record.budget, record.seed)
+    if not record.protocol_compliant:
+        print("warning: the reference run is not protocol-compliant", file=sys.stderr)
+    entry = scoring.reference_entry(record, path, {"preset": preset})
+    return record, path, scoring.store_reference(entry, references)
+
+
+def cmd_reference(args: argparse.Namespace) -> int:
+    """``dcsbench reference DATASET``."""
+    record, path, refs = measure_reference(
+        args.dataset, args.preset, args.config, args.overrides, args.seed, args.out,
+        args.references, progress=not args.no_progress, **_evaluate_kwargs(args))
+    print(f"reference return of {record.dataset.name} ({record.source}): "
+          f"{record.primary.mean_return:.1f} (BC, {record.budget} labeled trajectories, "
+          f"{len(record.primary.returns)} episodes)\nrecord: {path}\nstored in: {refs}")
+    return 0
+
+
+def cmd_quickstart(args: argparse.Namespace) -> int:
+    """``dcsbench quickstart``: tiny dataset -> one baseline run -> score table."""
+    import time
+
+    from dcsbench import registry
+    from dcsbench.protocol import evaluate, make_agent
+
+    t0 = time.perf_counter()
+    name = registry.parse_dataset_name(args.dataset)
+    budget = args.budget if args.budget is not None else name.tier_spec.budgets[0]
+    _ensure_dataset(str(name), args.root)
+    agent = make_agent(args.method, preset="tiny")
+    kw = {"num_envs": args.num_envs, "root": args.root}
+    if args.episodes is not None:
+        kw["n_episodes"] = args.episodes
+    record = evaluate(agent, str(name), budget, 0, out=args.out,
+                      progress=not args.no_progress, **kw)
+    rep = score_report([record], reps=500, missing_reference="nan")
+    print(render_table(rep))
+    print(f"\nrecord written under {args.out}/ ; rescore with: dcsbench score {args.out}")
+    print(f"quickstart finished in {time.perf_counter() - t0:.0f} s")
+    return 0
+
+
+def _ensure_dataset(name: str, root) -> None:
+    """Build a dataset locally unless it is already in the cache."""
+    from dcsbench import data
+
+    from dcsbench.data.store import ensure_dataset
+
+    try:
+        ensure_dataset(name, root=root)
+        return
+    except FileNotFoundError:
+        pass
+    print(f"[dcsbench] building {name} (first run only)", file=sys.stderr, flush=True)
+    data.build_dataset(name, root=root)

@@ -1,0 +1,134 @@
+"""Online evaluation (PROTOCOL.md section 4): fixed-seed episodes in vectorized environments.
+
+:func:`evaluate_policy` runs the episodes of a list of seeds in *waves* of ``num_envs``
+environments: each wave resets the vector env with an explicit list of seeds (one per sub-env)
+and steps it exactly ``episode_length`` times (DMC episodes never terminate early), so episode
+``i`` of every method sees exactly the same physics initialisation and distractors. Actions
+come from ``act_fn`` (the agent's deterministic :meth:`~dcsbench.agent.Agent.act`), are checked
+(shape, finite) and clipped to ``[-1, 1]``. Return = undiscounted sum of rewards.
+
+A final wave smaller than ``num_envs`` gets its own, smaller vector env instead of padding
+with wasted episodes.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import inspect
+from typing import Callable, Sequence
+
+import numpy as np
+
+from dcsbench import registry
+
+ActFn = Callable[[np.ndarray], np.ndarray]
+
+
+def _make_vector_env(task: str, setting: str, backgrounds: str, source: str, num_envs: int,
+                     davis_dir, frame_stack: int, mode: str, episode_length: int):
+    from dcsbench.envs import make_vector_env
+
+    kwargs = dict(davis_dir=davis_dir, frame_stack=frame_stack, mode=mode)
+    # Pass the episode length when the env factory supports it (the evaluator steps exactly
+    # `episode_length` times anyway, so a longer env limit is harmless).
+    if "episode_length" in inspect.signature(make_vector_env).parameters:
+        kwargs["episode_length"] = episode_length
+    return make_vector_env(task, setting, backgrounds, source, num_envs, **kwargs)
+
+
+def _no_grad():
+    try:
+        import torch
+    except ImportError:  # pragma: no cover - torch is a dependency
+        return contextlib.nullcontext()
+    return torch.inference_mode()
+
+
+def run_wave(env, act_fn: ActFn, seeds: Sequence[int], episode_length: int,
+             on_step: Callable[[int], None] | None = None) -> list[float]:
+    """Play one episode per sub-env of ``env`` (seeded with ``seeds``) and return the returns.
+
+    ``env`` must have exactly ``len(seeds)`` sub-envs. Raises ``ValueError`` if the agent
+    returns actions of the wrong shape or non-finite values, and ``RuntimeError`` if an
+    episode ends before ``episode_length`` steps (the env's limit is too short).
+    """
+    n = len(seeds)
+    if env.num_envs != n:
+        raise ValueError(f"vector env has {env.num_envs} sub-envs for {n} seeds")
+    action_dim = int(np.prod(env.single_action_space.shape))
+    obs, _ = env.reset(seed=[int(s) for s in seeds])
+    returns = np.zeros(n, dtype=np.float64)
+    for t in range(episode_length):
+        with _no_grad():
+            action = act_fn(np.asarray(obs))
+        action = np.asarray(action, dtype=np.float32)
+        if action.shape != (n, action_dim):
+            raise ValueError(f"agent.act returned shape {action.shape}, expected {(n, action_dim)}")
+        if not np.all(np.isfinite(action)):
+            raise ValueError("agent.act returned non-finite actions (NaN or inf)")
+        obs, reward, terminated, truncated, _ = env.step(np.clip(action, -1.0, 1.0))
+        returns += np.asarray(reward, dtype=np.float64)
+        ended = np.logical_or(terminated, truncated)
+        if t < episode_length - 1 and np.any(ended):
+            raise RuntimeError(f"episode ended after {t + 1} steps (< episode_length="
+                               f"{episode_length}); per-episode seeds would no longer be exact")
+        if on_step is not None:
+            on_step(n)
+    return returns.tolist()
+
+
+def evaluate_policy(act_fn: ActFn, task: str, setting: str, source: str, backgrounds: str,
+                    seeds: Sequence[int] = registry.EVAL_EPISODE_SEEDS, num_envs: int = 5,
+                    episode_length: int = registry.EPISODE_LENGTH, mode: str = "sync",
+                    davis_dir=None, frame_stack: int = registry.FRAME_STACK,
+                    progress: bool = True, desc: str | None = None,
+                    on_wave: Callable[[list[int], list[float]], None] | None = None) -> list[float]:
+    """Returns of one episode per seed, in the order of ``seeds``.
+
+    Args:
+        act_fn: deterministic policy on stacked observations ``(B, 64, 64, 3*frame_stack)``
+            uint8 -> ``(B, action_dim)`` float32 (e.g. ``agent.act``).
+        task, setting, source: the environment (``registry.TASKS`` / ``SETTINGS`` / ``SOURCES``).
+        backgrounds: ``"train"`` (primary score) or ``"novel"`` (generalization score).
+        seeds: per-episode reset seeds (protocol: :data:`registry.EVAL_EPISODE_SEEDS`).
+        num_envs: sub-environments per wave.
+        episode_length: control steps per episode (protocol: 1000).
+        mode: ``"sync"`` (one process) or ``"async"`` (one process per sub-env).
+        davis_dir: DAVIS folder for ``source="davis"``.
+        progress: show a tqdm bar (steps).
+        on_wave: called after every wave with ``(wave_seeds, wave_returns)`` (checkpointing).
+    """
+    from tqdm.auto import tqdm
+
+    registry.check_choice("task", task, registry.TASKS)
+    registry.check_choice("setting", setting, registry.SETTINGS)
+    registry.check_choice("source", source, registry.SOURCES)
+    registry.check_choice("background pool", backgrounds, registry.POOLS)
+    registry.check_choice("vector mode", mode, ("sync", "async"))
+    seeds = [int(s) for s in seeds]
+    if not seeds:
+        raise ValueError("no episode seeds")
+    if num_envs < 1 or episode_length < 1:
+        raise ValueError(f"num_envs ({num_envs}) and episode_length ({episode_length}) must be >= 1")
+    waves = [seeds[i:i + num_envs] for i in range(0, len(seeds), num_envs)]
+    returns: list[float] = []
+    bar = tqdm(total=len(seeds) * episode_length, unit="step", disable=not progress,
+               desc=desc or f"eval {task} {backgrounds}", leave=False, dynamic_ncols=True)
+    env, env_size = None, 0
+    try:
+        for wave in waves:
+            if env is None or env_size != len(wave):
+                if env is not None:
+                    env.close()
+                env = _make_vector_env(task, setting, backgrounds, source, len(wave), davis_dir,
+                                       frame_stack, mode, episode_length)
+                env_size = len(wave)
+            wave_returns = run_wave(env, act_fn, wave, episode_length, on_step=bar.update)
+            returns += wave_returns
+            if on_wave is not None:
+                on_wave(wave, wave_returns)
+    finally:
+        if env is not None:
+            env.close()
+        bar.close()
+    return returns

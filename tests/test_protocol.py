@@ -1,0 +1,292 @@
+"""The protocol runner and online evaluation.
+
+Fast unit tests use a toy vector env (seed-determined episodes) and in-memory views; the
+real-environment tests use short episodes; the end-to-end test builds a tiny dataset and goes
+through ``dcsbench run`` and ``dcsbench score``.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import gymnasium as gym
+import numpy as np
+import pytest
+
+import trivial_agents as ta
+from dcsbench import evaluation, protocol, registry
+from dcsbench.agent import EnvSpec
+from dcsbench.data import make_views_from_arrays
+from dcsbench.results import load_record
+
+A = 2
+
+
+class ToyEnv(gym.Env):
+    """reward_t = 1 - mean |a_t - target(seed)| where target depends on the reset seed only."""
+
+    observation_space = gym.spaces.Box(0, 255, (64, 64, 9), np.uint8)
+    action_space = gym.spaces.Box(-1, 1, (A,), np.float32)
+
+    def __init__(self, episode_length=1000):
+        self.episode_length = episode_length
+
+    def reset(self, *, seed=None, options=None):
+        super().reset(seed=seed)
+        self.target = self.np_random.uniform(-1, 1, size=A)
+        self.t = 0
+        return self._obs(), {}
+
+    def _obs(self):
+        return np.full((64, 64, 9), int((self.target[0] + 1) * 100), np.uint8)
+
+    def step(self, action):
+        assert np.all(np.abs(action) <= 1.0)
+        self.t += 1
+        reward = 1.0 - float(np.mean(np.abs(action - self.target)))
+        return self._obs(), reward, False, self.t >= self.episode_length, {}
+
+
+@pytest.fixture
+def toy_env(monkeypatch):
+    """Route the evaluator to ToyEnv; records the size of every vector env built."""
+    sizes = []
+
+    def make(task, setting, backgrounds, source, num_envs, davis_dir, frame_stack, mode, length):
+        sizes.append(num_envs)
+        return gym.vector.SyncVectorEnv([lambda: ToyEnv(length)] * num_envs)
+
+    monkeypatch.setattr(evaluation, "_make_vector_env", make)
+    return sizes
+
+
+def test_waves_keep_per_episode_seeds_exact(toy_env):
+    act = lambda obs: np.zeros((len(obs), A), np.float32)  # noqa: E731
+    seeds = list(registry.EVAL_EPISODE_SEEDS[:7])
+    kw = dict(task="cheetah-run", setting="distractors", source="procedural",
+              backgrounds="train", episode_length=10, progress=False)
+    r1 = evaluation.evaluate_policy(act, seeds=seeds, num_envs=1, **kw)
+    r3 = evaluation.evaluate_policy(act, seeds=seeds, num_envs=3, **kw)
+    assert r1 == pytest.approx(r3) and len(set(np.round(r1, 9))) == 7
+    assert toy_env[-2:] == [3, 1]           # waves 3+3, then a smaller env for the last episode
+    # episode 3 alone gives the same return as inside a wave
+    alone = evaluation.evaluate_policy(act, seeds=seeds[3:4], num_envs=5, **kw)
+    assert alone[0] == pytest.approx(r1[3])
+
+
+def test_actions_are_clipped_and_checked(toy_env):
+    kw = dict(task="cheetah-run", setting="clean", source="procedural", backgrounds="novel",
+              seeds=[1, 2], num_envs=2, episode_length=5, progress=False)
+    big = evaluation.evaluate_policy(lambda o: np.full((len(o), A), 7.0), **kw)
+    one = evaluation.evaluate_policy(lambda o: np.ones((len(o), A)), **kw)
+    assert big == pytest.approx(one)
+    with pytest.raises(ValueError, match="shape"):
+        evaluation.evaluate_policy(lambda o: np.zeros((len(o), A + 1)), **kw)
+    with pytest.raises(ValueError, match="non-finite"):
+        evaluation.evaluate_policy(lambda o: np.full((len(o), A), np.nan), **kw)
+    with pytest.raises(ValueError, match="Valid background pools"):
+        evaluation.evaluate_policy(lambda o: o, **{**kw, "backgrounds": "val"})
+
+
+def test_short_env_is_an_error(monkeypatch):
+    monkeypatch.setattr(evaluation, "_make_vector_env",
+                        lambda *a: gym.vector.SyncVectorEnv([lambda: ToyEnv(3)]))
+    with pytest.raises(RuntimeError, match="ended after 3 steps"):
+        evaluation.evaluate_policy(lambda o: np.zeros((len(o), A)), "cheetah-run", "clean",
+                                   "procedural", "train", seeds=[0], num_envs=1,
+                                   episode_length=10, progress=False)
+
+
+# ------------------------------------------------------------------ runner with fake data
+
+class FakeData:
+    """Stands in for dcsbench.data.ProtocolData (in-memory views, toy spec)."""
+
+    def __init__(self, budget):
+        rng = np.random.default_rng(0)
+        frames, actions = [], []
+        for _ in range(4):
+            a = rng.uniform(-1, 1, size=(12, A)).astype(np.float32)
+            # frame t+1 minus frame t encodes a_t (channel j <- dim j): the pixel-diff latent predicts the action
+            level = np.concatenate([np.zeros((1, A)), np.cumsum(a[:-1], 0)]) * 10 + 128
+            level = np.concatenate([level, np.full((12, 1), 128.0)], 1)        # (T, 3) channels
+            f = np.broadcast_to(np.round(level)[:, None, None, :], (12, 64, 64, 3)).astype(np.uint8)
+            frames.append(f)
+            actions.append(a)
+        self.unlabeled, self.labeled = make_views_from_arrays(frames, actions, list(range(budget)))
+        _, self.eval_split = make_views_from_arrays(frames[2:], actions[2:], [0, 1])
+        self.spec = EnvSpec("cheetah-run", "distractors", (64, 64, 9), (64, 64, 3), 3, A,
+                            episode_length=1000)
+        self.info = {"name": "cheetah-run-distractors-tiny", "task": "cheetah-run",
+                     "setting": "distractors", "tier": "tiny", "source": "procedural",
+                     "revision": "local", "content_hash": "a" * 64,
+                     "labeled_subset_hash": "b" * 64, "budget": budget,
+                     "protocol_compliant": True}
+
+
+@pytest.fixture
+def fake_data(monkeypatch, toy_env, tmp_path):
+    import dcsbench.data
+
+    monkeypatch.setattr(dcsbench.data, "prepare", lambda name, budget, root=None: FakeData(budget),
+                        raising=False)
+    refs = tmp_path / "refs.json"
+    monkeypatch.setenv("DCSBENCH_REFERENCES", str(refs))
+    from dcsbench import scoring
+    scoring.store_reference({"dataset": "cheetah-run-distractors-tiny", "task": "cheetah-run",
+                             "setting": "distractors", "tier": "tiny", "source": "procedural",
+                             "return": 5.0}, refs)
+    return refs
+
+
+def test_runner_writes_a_complete_record(fake_data, tmp_path):
+    rec = protocol.evaluate(ta.PixelLatent(), "cheetah-run-distractors-tiny", 2, 1,
+                            out=tmp_path / "runs", n_episodes=3, episode_length=6,
+                            progress=False, verbose=False)
+    path = tmp_path / "runs" / "pixel-latent__cheetah-run-distractors-tiny__procedural__b2__s1.json"
+    assert load_record(path) == rec
+    assert not (tmp_path / "runs" / protocol.WORK_DIR).exists()      # work folder cleaned up
+    assert rec.protocol_compliant is False                            # 3 episodes of 6 steps
+    assert rec.primary.episode_seeds == list(registry.EVAL_EPISODE_SEEDS[:3])
+    assert rec.generalization.backgrounds == "novel"
+    assert rec.primary.normalized_score == pytest.approx(rec.primary.mean_return / 5.0)
+    assert {"prepare", "fit", "probe", "eval_primary", "eval_generalization", "total"} <= set(
+        rec.stage_seconds)
+    assert rec.hardware["cpu_count"] and rec.dataset.content_hash == "a" * 64
+    # the probe sees a latent that encodes the action: near-zero error on the eval split
+    m = rec.offline_metrics
+    assert m["probe_mse_eval"] < 0.01 < m["action_var_eval"]
+
+
+def test_missing_reference_gives_null_score(fake_data, tmp_path, monkeypatch):
+    monkeypatch.setenv("DCSBENCH_REFERENCES", str(tmp_path / "none.json"))
+    with pytest.warns(UserWarning, match="normalized_score=null"):
+        rec = protocol.evaluate(ta.ConstantAgent(), "cheetah-run-distractors-tiny", 2, 0,
+                                n_episodes=1, episode_length=3, progress=False, verbose=False,
+                                generalization=False)
+    assert rec.primary.normalized_score is None and rec.generalization is None
+
+
+def test_killed_run_resumes_without_partial_record(fake_data, tmp_path, monkeypatch):
+    out = tmp_path / "runs"
+    kw = dict(out=out, n_episodes=4, episode_length=3, num_envs=2, progress=False, verbose=False)
+    ta.MeanAction.fits = 0
+    calls = {"n": 0}
+    real_act = ta.MeanAction.act
+
+    def dying_act(self, obs):       # dies in the second wave of the primary evaluation
+        calls["n"] += 1
+        if calls["n"] > 4:
+            raise KeyboardInterrupt("killed")
+        return real_act(self, obs)
+
+    monkeypatch.setattr(ta.MeanAction, "act", dying_act)
+    with pytest.raises(KeyboardInterrupt):
+        protocol.evaluate(ta.MeanAction(), "cheetah-run-distractors-tiny", 2, 0, **kw)
+    assert not list(out.glob("*.json"))                           # no partial record
+    work = next((out / protocol.WORK_DIR).iterdir())
+    assert (work / "checkpoint" / "mean.json").exists()
+    assert json.loads((work / "eval_train.json").read_text()).keys() == {"2000000", "2000001"}
+
+    monkeypatch.setattr(ta.MeanAction, "act", real_act)
+    seen = []
+    orig = evaluation.evaluate_policy
+    monkeypatch.setattr(evaluation, "evaluate_policy",
+                        lambda act, *a, seeds, **k: seen.append(list(seeds)) or orig(act, *a, seeds=seeds, **k))
+    rec = protocol.evaluate(ta.MeanAction(), "cheetah-run-distractors-tiny", 2, 0, **kw)
+    assert ta.MeanAction.fits == 1                                 # fit restored from checkpoint
+    assert seen[0] == [2000002, 2000003]                           # only the missing episodes
+    fresh = protocol.evaluate(ta.MeanAction(), "cheetah-run-distractors-tiny", 2, 0,
+                              **{**kw, "out": tmp_path / "fresh"})
+    assert rec.primary.returns == pytest.approx(fresh.primary.returns)
+    # an existing record is returned as is (no refit)
+    again = protocol.evaluate(ta.MeanAction(), "cheetah-run-distractors-tiny", 2, 0, **kw)
+    assert again == rec and ta.MeanAction.fits == 2
+
+
+def test_changed_config_restarts_cleanly(fake_data, tmp_path):
+    out = tmp_path / "runs"
+    work = out / protocol.WORK_DIR / "stale"
+    w = protocol._Work(work, {"a": 1})
+    w.write("fit_done.json", {"seconds": 1.0})
+    w2 = protocol._Work(work, {"a": 2})
+    assert w2.read("fit_done.json") is None
+
+
+def test_agent_loading_and_overrides(tmp_path):
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text("value: 0.25\nnested: {x: 1}\n")
+    agent = protocol.make_agent("trivial_agents:ConstantAgent", cfg, ["value=0.5", "nested.y=true"])
+    assert agent.config == {"value": 0.5, "nested": {"x": 1, "y": True}}
+    with pytest.raises(ValueError, match="not a dcsbench.agent.Agent"):
+        protocol.make_agent("trivial_agents:np")
+    with pytest.raises(ValueError, match="Valid baselines"):
+        protocol.make_agent("lapp")
+    with pytest.raises(ValueError, match="key=value"):
+        protocol.parse_overrides(["novalue"])
+
+
+def test_linear_probe_recovers_linear_map():
+    rng = np.random.default_rng(0)
+    z = rng.normal(size=(200, 5))
+    w = rng.normal(size=(5, 2))
+    a = z @ w + 0.3
+    for zz in (z, np.concatenate([z, np.zeros((200, 400))], 1)):   # primal and dual forms
+        wh, b = protocol.fit_linear_probe(zz, a, ridge=1e-8)
+        assert np.abs(zz @ wh + b - a).max() < 1e-4
+
+
+# ------------------------------------------------------------------ real environments
+
+@pytest.mark.parametrize("agent", [ta.RandomAgent(), ta.ConstantAgent(value=0.0)])
+def test_trivial_agents_score_low_in_real_env(agent):
+    spec = EnvSpec("cheetah-run", "distractors", (64, 64, 9), (64, 64, 3), 3, 6)
+    agent.fit(None, None, spec, 0, 0, None)
+    rets = evaluation.evaluate_policy(agent.act, "cheetah-run", "distractors", "procedural",
+                                      "train", seeds=registry.EVAL_EPISODE_SEEDS[:2], num_envs=2,
+                                      episode_length=60, progress=False)
+    # reward in [0, 1] per step; the expert averages ~0.8/step, these should be near zero
+    assert all(0.0 <= r / 60 < 0.1 for r in rets)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("agent", [ta.RandomAgent(), ta.ConstantAgent(value=0.0)])
+def test_trivial_agents_full_protocol_episodes_score_low(agent):
+    spec = EnvSpec("cheetah-run", "distractors", (64, 64, 9), (64, 64, 3), 3, 6)
+    agent.fit(None, None, spec, 0, 0, None)
+    rets = evaluation.evaluate_policy(agent.act, "cheetah-run", "distractors", "procedural",
+                                      "train", seeds=registry.EVAL_EPISODE_SEEDS[:5], num_envs=5,
+                                      progress=False)
+    paper_ref = registry.REFERENCES[("cheetah-run", "distractors", "davis")].ret
+    assert np.mean(rets) / paper_ref < 0.1
+
+
+# ------------------------------------------------------------------ end to end
+
+def test_end_to_end_run_and_score(tiny_dataset_home, tmp_path, monkeypatch, capsys):
+    """A tiny dataset -> `dcsbench run` (trivial agent) -> `dcsbench reference` (BC) ->
+    `dcsbench score`, through the CLI entry point."""
+    from dcsbench.cli import main
+
+    monkeypatch.setenv("DCSBENCH_REFERENCES", str(tmp_path / "refs.json"))
+    name = "cheetah-run-distractors-tiny"
+    short = ["--episodes", "2", "--episode-length", "20", "--num-envs", "2"]
+    assert main(["run", "--agent", "trivial_agents:MeanAction", "--dataset", name,
+                 "--budget", "2", "--seed", "0", "--out", str(tmp_path / "runs"),
+                 "--no-progress", *short]) == 0
+    assert main(["reference", name, "--preset", "tiny", "--set", "bc.updates=2",
+                 "--set", "bc.batch_size=8", "--out", str(tmp_path / "ref"), "--no-progress",
+                 *short]) == 0
+    capsys.readouterr()
+    refs = json.loads((tmp_path / "refs.json").read_text())["references"]
+    entry = refs[f"{name}/procedural"]
+    assert entry["budget"] == "all" and len(entry["record_sha256"]) == 64
+    assert entry["method"] == "bc" and entry["return"] > 0
+    assert main(["score", str(tmp_path / "runs"), "--format", "json", "--reps", "50"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    run = out["runs"][0]
+    assert run["method"] == "mean-action" and run["protocol_compliant"] is False
+    assert run["primary_score"] == pytest.approx(run["primary_return"] / entry["return"])
+    assert math.isfinite(out["aggregates"][0]["iqm"])

@@ -152,33 +152,52 @@ def _parse_subsets(raw: Any) -> dict[int, str]:
         if not key.isdigit():
             continue
         if isinstance(val, dict):
-            val = val.get("hash") or val.get("ids_sha256") or val.get("sha256")
+            val = val.get("sha256") or val.get("hash")
         if isinstance(val, str):
             out[int(key)] = val
     return out
 
 
-def build_from_manifest(manifest: dict[str, Any], origin: str) -> KnownBuild:
+def build_from_manifest(manifest: dict[str, Any], origin: str,
+                        revision: str | None = None) -> KnownBuild:
     """A :class:`KnownBuild` from a dataset manifest (``manifest.json`` of ``dcsbench.data``).
 
-    Reads ``name``, ``revision``, ``source``, ``content_hash``, the labeled subsets (either
-    ``labeled_subset_hashes`` ``{B: hash}`` or ``labeled_subsets`` ``{B: {"hash": ...}}``) and the
-    ``protocol`` flag. Raises ``ValueError`` naming the missing field.
+    Reads ``name``, ``source``, ``content_hash``, the labeled subsets (``labeled_subset_hashes``
+    ``{B: hash}``, or ``labeled_subsets`` ``{"budgets": {B: {"sha256": ...}}}``) and the
+    ``protocol_compliant`` flag. The revision is ``revision`` if given (from the dataset's
+    ``origin.json``), else the manifest's own ``revision`` field, else ``"local"`` (the value
+    :func:`dcsbench.data.prepare` records for local builds). Raises ``ValueError`` naming the
+    missing field.
     """
     for key in ("name", "content_hash"):
         if not isinstance(manifest.get(key), str):
             raise ValueError(f"{origin}: manifest has no string field {key!r}")
+    raw = manifest.get("labeled_subsets")
     subsets = _parse_subsets(manifest.get("labeled_subset_hashes")) or _parse_subsets(
-        manifest.get("labeled_subsets"))
+        raw.get("budgets") if isinstance(raw, dict) and "budgets" in raw else raw)
     return KnownBuild(
         name=manifest["name"],
-        revision=str(manifest.get("revision", "local")),
+        revision=str(revision or manifest.get("revision") or "local"),
         source=str(manifest.get("source", "procedural")),
         content_hash=manifest["content_hash"],
         labeled_subset_hashes=subsets,
         origin=origin,
-        protocol=bool(manifest.get("protocol", True)),
+        protocol=bool(manifest.get("protocol_compliant", manifest.get("protocol", True))),
     )
+
+
+def manifest_revision(manifest_path: Path) -> str | None:
+    """The revision a run records for the dataset at ``manifest_path``: ``origin.json``'s
+    ``revision`` (hub downloads) or its ``kind`` (``"local"`` builds), like
+    :func:`dcsbench.data.prepare`; None if there is no ``origin.json``."""
+    path = Path(manifest_path).parent / "origin.json"
+    try:
+        origin = _read_json(path, 1_000_000)
+    except (ValueError, OSError, UnicodeDecodeError):
+        return None
+    if not isinstance(origin, dict):
+        return None
+    return origin.get("revision") or origin.get("kind") or None
 
 
 def _read_json(path: Path, limit: int) -> Any:
@@ -242,9 +261,9 @@ def load_known_datasets(include_local: bool = True, root: str | os.PathLike | No
                 manifest = _read_json(path, MAX_MANIFEST_BYTES)
                 if not isinstance(manifest, dict):
                     continue
-                build = build_from_manifest(manifest, str(path))
+                build = build_from_manifest(manifest, str(path), manifest_revision(path))
                 registry.parse_dataset_name(build.name)
-            except (ValueError, KeyError, UnicodeDecodeError):
+            except (ValueError, KeyError, TypeError, UnicodeDecodeError):
                 continue  # not a dcsbench dataset manifest
             hub = registry.HUB_DATASETS.get(build.name)
             if hub is not None and hashlib.sha256(path.read_bytes()).hexdigest() == hub.manifest_sha256:
@@ -260,7 +279,8 @@ def add_known(manifest_path: str | os.PathLike,
     Refuses non-protocol builds. Writes atomically; returns the added build.
     """
     manifest_path = Path(manifest_path)
-    build = build_from_manifest(_read_json(manifest_path, MAX_MANIFEST_BYTES), str(manifest_path))
+    build = build_from_manifest(_read_json(manifest_path, MAX_MANIFEST_BYTES), str(manifest_path),
+                                manifest_revision(manifest_path))
     registry.parse_dataset_name(build.name)
     if not build.protocol:
         raise ValueError(f"{manifest_path}: the build is marked non-protocol; only protocol "

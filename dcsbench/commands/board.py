@@ -137,7 +137,7 @@ def run_add_known(args: argparse.Namespace) -> int:
         path = Path(item)
         if not path.is_file():
             registry.parse_dataset_name(item)
-            hits = [p for p in local_manifests() if item in p.parts or p.parent.name.startswith(item)]
+            hits = [p for p in local_manifests() if p.parent.name == item]
             if not hits:
                 raise FileNotFoundError(f"no manifest.json for {item!r} in the local cache; build it "
                                         f"first (dcsbench build {item}) or pass the manifest path")

@@ -20,7 +20,8 @@ Xet is not offered: no response carries Xet headers, and the fixture sets
 
 Fault injection for failure tests (:class:`HubState`): ``corrupt[(repo, path)] = n`` serves a
 bit-flipped body ``n`` times; ``truncate[(repo, path)] = nbytes`` sends only the first bytes then
-drops the connection; ``delay_per_chunk`` throttles bodies. ``requests`` logs ``(method, path, Range header)``.
+drops the connection; ``delay_per_chunk`` (all files) and ``slow[(repo, path)]`` (one file) are
+seconds of sleep per 64 kB sent. ``requests`` logs ``(method, path, Range header)``.
 """
 
 from __future__ import annotations
@@ -74,6 +75,7 @@ class HubState:
     corrupt: dict = field(default_factory=dict)
     truncate: dict = field(default_factory=dict)
     delay_per_chunk: float = 0.0
+    slow: dict = field(default_factory=dict)
     requests: list = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -193,12 +195,14 @@ class _Handler(BaseHTTPRequestHandler):
         name, org = body.get("name"), body.get("organization")
         rid = f"{org}/{name}" if org else name
         rtype = body.get("type") or "model"
-        with self.state.lock:
-            if (rtype, rid) in self.state.repos:
-                return self._error(409, "You already created this repo")
-            self.state.repos[(rtype, rid)] = Repo(rtype, rid)
         base = f"http://{self.headers.get('Host')}"
-        self._json(200, {"url": f"{base}/{_PREFIX[rtype]}{rid}", "name": rid, "id": rid})
+        body = {"url": f"{base}/{_PREFIX[rtype]}{rid}", "name": rid, "id": rid}
+        with self.state.lock:
+            if (rtype, rid) in self.state.repos:  # like the Hub: 409, body still carries the url
+                return self._json(409, {**body, "error": "You already created this repo"},
+                                  {"X-Error-Message": "You already created this repo"})
+            self.state.repos[(rtype, rid)] = Repo(rtype, rid)
+        self._json(200, body)
 
     def _validate_yaml(self) -> None:
         import yaml
@@ -356,9 +360,10 @@ class _Handler(BaseHTTPRequestHandler):
             self.close_connection = True
             return None
         step = 64 * 1024
+        delay = self.state.slow.get(key, self.state.delay_per_chunk)
         for i in range(0, len(body), step):
-            if self.state.delay_per_chunk:
-                time.sleep(self.state.delay_per_chunk)
+            if delay:
+                time.sleep(delay)
             self.wfile.write(body[i:i + step])
 
 

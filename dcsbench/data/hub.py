@@ -2,7 +2,10 @@
 
 * :func:`download` fetches ``manifest.json`` then the shards of the requested splits with
   ``huggingface_hub.hf_hub_download`` at the registry's **pinned commit** (never a branch), into
-  the standard Hugging Face cache (resumable: an interrupted file continues with a Range request).
+  the standard Hugging Face cache. Resumable per file: files already downloaded are reused by
+  the next call, and within one call huggingface_hub retries a dropped connection with a Range
+  request (from its last full 10 MB chunk); a file cut by a killed process restarts from zero
+  (huggingface_hub 2.x downloads into a process-unique temp file).
   Every file is checked against the sha256 in the manifest (and the manifest against the sha256
   pinned in the registry); a mismatch is re-fetched once with ``force_download=True`` and then
   reported with the file name. The shards are then decoded into the local memory-mapped cache,

@@ -1,0 +1,244 @@
+"""Hub hosting end to end against the local hub server (tests/hubserver.py): publish, pinned
+download, sha256 failures (bit flip, truncation, corrupted cache), resume, offline mode, a kill
+in the middle of a download, ``list --remote``."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from dcsbench import registry
+from dcsbench.data import cache as cache_mod
+from dcsbench.data import format as fmt
+from dcsbench.data import hub, store
+from dcsbench.data.build import SplitSource, write_dataset
+
+NAME = "hopper-hop-clean-tiny"
+REPO = "dcsbench-test/hopper-hop-clean-tiny"
+T = 20
+
+
+def _episode(seed: int, salt: int = 0) -> dict:
+    rng = np.random.default_rng(seed + 7919 * salt)
+    return {"obs": rng.integers(0, 256, (T, 64, 64, 3), dtype=np.uint8),
+            "actions": rng.uniform(-1, 1, (T, 4)).astype(np.float32),
+            "rewards": rng.random(T).astype(np.float32),
+            "states": rng.normal(size=(T, 15)).astype(np.float32), "seed": seed}
+
+
+def _make_local(root: Path, salt: int = 0) -> dict:
+    """Write a synthetic dataset (no simulator needed) into ``root``; returns its manifest."""
+    splits = {"train": SplitSource("train", list(range(8)), lambda i: _episode(i, salt)),
+              "eval": SplitSource("novel", [1_000_000, 1_000_001],
+                                  lambda i: _episode(1_000_000 + i, salt))}
+    return write_dataset(root / "datasets" / NAME, name=NAME, task="hopper-hop", setting="clean",
+                         tier="tiny", source="procedural", policy={"kind": "random", "card_id": None},
+                         protocol_compliant=False, splits=splits, progress=False)
+
+
+@pytest.fixture
+def published(hub_server, tmp_path, monkeypatch):
+    """A dataset published to the test hub and pinned in the registry; DCSBENCH_HOME is empty."""
+    src = tmp_path / "src_home"
+    manifest = _make_local(src)
+    sha = hub.publish(NAME, REPO, root=src)
+    msha = fmt.sha256_file(src / "datasets" / NAME / "manifest.json")
+    monkeypatch.setitem(registry.HUB_DATASETS, NAME, registry.HubDataset(REPO, sha, msha))
+    home = tmp_path / "home"
+    monkeypatch.setenv("DCSBENCH_HOME", str(home))
+    return {"sha": sha, "manifest": manifest, "src": src, "home": home, "hub": hub_server}
+
+
+def _shard(manifest: dict, split: str = "train") -> str:
+    return manifest["splits"][split]["shards"][0]["path"]
+
+
+def _complete(home: Path, split: str) -> bool:
+    return cache_mod.split_complete(home / "datasets" / NAME, split) is not None
+
+
+def test_publish_then_load_by_name(published):
+    state, sha = published["hub"].state, published["sha"]
+    repo = state.repo("dataset", REPO)
+    _, files = repo.resolve(sha)
+    assert set(files) == {"README.md", "manifest.json", _shard(published["manifest"]),
+                          _shard(published["manifest"], "eval")}
+    assert _shard(published["manifest"]) in repo.lfs_paths  # shards went through LFS
+    ds = store.load_dataset(NAME, split="labeled-2")  # downloads + verifies on first use
+    src = store.load_dataset(NAME, split="labeled-2", root=published["src"])
+    np.testing.assert_array_equal(ds.frames(1), src.frames(1))
+    np.testing.assert_array_equal(ds.actions(0), src.actions(0))
+    assert _complete(published["home"], "train") and not _complete(published["home"], "eval")
+    pd = store.prepare(NAME, 4)  # also needs (and fetches) the eval split
+    assert _complete(published["home"], "eval")
+    assert pd.info["revision"] == sha and pd.info["content_hash"] == published["manifest"]["content_hash"]
+    from dcsbench.data.verify import verify
+
+    assert verify(NAME).ok
+    resolves = [p for m, p, _ in state.requests if "/resolve/" in p]
+    assert resolves and all(f"/resolve/{sha}/" in p for p in resolves)  # pinned commit, never main
+
+
+def test_pinned_revision_wins_over_newer_commits(published, tmp_path):
+    other = tmp_path / "other_home"
+    m2 = _make_local(other, salt=1)
+    sha2 = hub.publish(NAME, REPO, root=other)
+    assert sha2 != published["sha"] and m2["content_hash"] != published["manifest"]["content_hash"]
+    d = hub.download(NAME)
+    assert fmt.load_manifest(d / "manifest.json")["content_hash"] == published["manifest"]["content_hash"]
+    d2 = hub.download(NAME, root=tmp_path / "h2", repo_id=REPO, revision=sha2)
+    assert fmt.load_manifest(d2 / "manifest.json")["content_hash"] == m2["content_hash"]
+
+
+def test_bit_flipped_shard_is_refetched(published, capsys):
+    state, shard = published["hub"].state, _shard(published["manifest"])
+    state.corrupt[(REPO, shard)] = 1  # first GET is corrupted, the second is fine
+    msgs = []
+    hub.download(NAME, log=msgs.append)
+    assert any(shard in m and "sha256 mismatch" in m for m in msgs)
+    assert _complete(published["home"], "train")
+    gets = [p for m, p, _ in state.requests if m == "GET" and p.endswith(shard)]
+    assert len(gets) == 2
+
+
+def test_persistently_corrupt_shard_is_reported_by_name(published):
+    state, shard = published["hub"].state, _shard(published["manifest"])
+    state.corrupt[(REPO, shard)] = 10
+    with pytest.raises(hub.IntegrityError, match=shard.replace(".", r"\.")):
+        hub.download(NAME, log=lambda m: None)
+    assert not _complete(published["home"], "train")
+    with pytest.raises(FileNotFoundError):
+        store.load_dataset(NAME, download=False)
+
+
+def test_truncated_transfer_resumes_with_range(published, monkeypatch):
+    """A dropped connection is retried by huggingface_hub, resuming after the last full chunk."""
+    from huggingface_hub import constants
+
+    monkeypatch.setattr(constants, "DOWNLOAD_CHUNK_SIZE", 64 * 1024)  # 10 MB by default
+    state, shard = published["hub"].state, _shard(published["manifest"])
+    state.truncate[(REPO, shard)] = 300_000  # connection drops after 300 kB
+    hub.download(NAME, log=lambda m: None)
+    assert _complete(published["home"], "train")
+    ranges = [r for m, p, r in state.requests if m == "GET" and p.endswith(shard) and r]
+    assert ranges == ["bytes=262144-"]  # 4 whole 64 kB chunks kept, the rest re-requested
+
+
+def test_corrupted_cache_blob_is_detected_and_refetched(published):
+    hub.download(NAME, log=lambda m: None)
+    shard = _shard(published["manifest"])
+    path = hub.shard_paths(NAME)[shard]
+    blob = Path(os.path.realpath(path))
+    data = bytearray(blob.read_bytes())
+    data[12345] ^= 0x04
+    blob.write_bytes(bytes(data[:-10]))  # bit flip and truncation of the cached copy
+    from dcsbench.data.verify import verify
+
+    rep = verify(NAME)
+    assert [item for item, ok, _ in rep.checks if not ok] == [shard]
+    msgs = []
+    hub.download(NAME, log=msgs.append)
+    assert any(shard in m for m in msgs)
+    assert verify(NAME).ok
+
+
+def test_offline_mode_uses_cache_and_names_missing_files(published, monkeypatch, tmp_path):
+    from huggingface_hub import constants
+
+    hub.download(NAME, splits=["train"], log=lambda m: None)
+    state = published["hub"].state
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
+    monkeypatch.setenv("DCSBENCH_HOME", str(tmp_path / "fresh_home"))
+    n_before = len(state.requests)
+    d = hub.download(NAME, splits=["train"], log=lambda m: None)  # from the HF cache only
+    assert len(state.requests) == n_before
+    assert cache_mod.split_complete(d, "train") is not None
+    with pytest.raises(FileNotFoundError) as err:
+        hub.download(NAME, log=lambda m: None)  # eval shard was never downloaded
+    msg = str(err.value)
+    assert "offline mode" in msg and _shard(published["manifest"], "eval") in msg
+    assert _shard(published["manifest"], "train") not in msg
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path / "empty_hf"))
+    with pytest.raises(FileNotFoundError, match="manifest.json"):
+        hub.download(NAME, log=lambda m: None)
+
+
+def test_kill_during_download_leaves_nothing_complete(published, tmp_path):
+    """SIGKILL a download process in the middle of the eval shard: no split counts as complete,
+    and the next download reuses the finished files (manifest, train shard) from the HF cache."""
+    state, manifest = published["hub"].state, published["manifest"]
+    train_shard, eval_shard = _shard(manifest), _shard(manifest, "eval")
+    state.slow[(REPO, eval_shard)] = 0.1  # ~11 chunks of 64 kB: about a second
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    code = ("from dcsbench.data.hub import download; "
+            f"download({NAME!r}, repo_id={REPO!r}, revision={published['sha']!r})")
+    proc = subprocess.Popen([sys.executable, "-c", code], env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.time() + 90
+        while time.time() < deadline and proc.poll() is None and not any(
+                m == "GET" and p.endswith(eval_shard) for m, p, _ in state.requests):
+            time.sleep(0.02)
+        time.sleep(0.3)
+        assert proc.poll() is None, "download finished (or failed) before it could be killed"
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    home = published["home"]
+    assert not _complete(home, "train") and not _complete(home, "eval")
+    with pytest.raises(FileNotFoundError, match="not in the local cache"):
+        store.load_dataset(NAME, download=False)
+    state.slow.clear()
+    n_train_gets = sum(1 for m, p, _ in state.requests if m == "GET" and p.endswith(train_shard))
+    hub.download(NAME, log=lambda m: None)
+    assert _complete(home, "train") and _complete(home, "eval")
+    assert sum(1 for m, p, _ in state.requests if m == "GET" and p.endswith(train_shard)) == n_train_gets
+
+
+def test_cli_download_list_remote_and_unknown_names(published, capsys):
+    from dcsbench.commands import data as data_cmd
+
+    p = argparse.ArgumentParser()
+    data_cmd.register(p.add_subparsers(dest="command"))
+    args = p.parse_args(["download", NAME, "--splits", "eval"])
+    assert args.func(args) == 0
+    assert _complete(published["home"], "eval") and not _complete(published["home"], "train")
+    capsys.readouterr()
+    args = p.parse_args(["list", "--remote"])
+    assert args.func(args) == 0
+    out = capsys.readouterr().out
+    line = next(ln for ln in out.splitlines() if ln.startswith(NAME + " "))
+    assert REPO in line and "4 files" in line
+    with pytest.raises(registry.UnknownNameError, match="hopper-hop-clean-tiny"):
+        hub.download("hopper-hop-clean-tinyy")
+    with pytest.raises(FileNotFoundError, match="not published"):
+        hub.download("walker-run-clean-tiny")
+
+
+def test_fixture_supports_upload_folder(hub_server, tmp_path):
+    """Other areas (leaderboard) publish whole folders with upload_folder through this fixture."""
+    from huggingface_hub import HfApi, hf_hub_download
+
+    site = tmp_path / "site"
+    (site / "img").mkdir(parents=True)
+    (site / "index.html").write_text("<html>ok</html>")
+    (site / "img" / "plot.png").write_bytes(os.urandom(5000))
+    api = HfApi()
+    api.create_repo("org/board", repo_type="space", space_sdk="static", exist_ok=True)
+    info = api.upload_folder(folder_path=str(site), repo_id="org/board", repo_type="space")
+    got = hf_hub_download("org/board", "img/plot.png", repo_type="space", revision=info.oid)
+    assert Path(got).read_bytes() == (site / "img" / "plot.png").read_bytes()
+    files = api.list_repo_files("org/board", repo_type="space")
+    assert sorted(files) == ["img/plot.png", "index.html"]
+

@@ -209,12 +209,15 @@ def probe_metrics(agent: Agent, labeled, eval_split, max_samples: int = PROBE_MA
 
     The probe is fitted by the harness on the labeled view, and scored (MSE, averaged over
     action dimensions) on the labeled view and on the eval split (novel backgrounds).
+    ``eval_split`` may be a zero-argument callable opening it (only called if there are latents).
     """
     z_lab, a_lab = _latents(agent, labeled, max_samples)
     if z_lab is None:
         return {}
     w, b = fit_linear_probe(z_lab, a_lab)
     out = {"probe_mse_labeled": float(np.mean((z_lab @ w + b - a_lab) ** 2))}
+    if callable(eval_split):
+        eval_split = eval_split()
     if eval_split is not None:
         z_ev, a_ev = _latents(agent, eval_split, max_samples)
         if z_ev is not None:
@@ -252,6 +255,24 @@ def prepare_all_labels(name: str, root=None):
     labeled = LabeledView(arrays["frames"], starts, lengths, arrays["actions"], ids)
     info = dict(pdata.info, budget=len(ids), labeled_subset_hash=fmt.sha256_json(ids))
     return dataclasses.replace(pdata, labeled=labeled, info=info)
+
+
+def _agent_data(name: str, budget: int | str, root):
+    """``(unlabeled, labeled, spec, info)`` of a run, without the eval split."""
+    from dcsbench import data
+
+    pdata = prepare_all_labels(name, root=root) if budget == "all" else \
+        data.prepare(name, int(budget), root=root)
+    return pdata.unlabeled, pdata.labeled, pdata.spec, dict(pdata.info)
+
+
+def _eval_split(name: str, budget: int | str, root):
+    """The eval split of a dataset (harness only), opened after the agent's fit."""
+    from dcsbench import data
+
+    pdata = prepare_all_labels(name, root=root) if budget == "all" else \
+        data.prepare(name, int(budget), root=root)
+    return pdata.eval_split
 
 
 # --------------------------------------------------------------------------- runner
@@ -340,7 +361,7 @@ def evaluate(agent: Agent, dataset: str, budget: int | str, seed: int, out: str 
     Returns:
         The validated :class:`~dcsbench.results.ResultRecord` (also written to ``out``).
     """
-    from dcsbench import data, scoring  # noqa: F401 - data.prepare is looked up at call time
+    from dcsbench import scoring
 
     if not isinstance(agent, Agent):
         raise TypeError(f"agent must be a dcsbench.agent.Agent, got {type(agent).__name__}")
@@ -353,14 +374,12 @@ def evaluate(agent: Agent, dataset: str, budget: int | str, seed: int, out: str 
     stages: dict[str, float] = {}
 
     t0 = time.perf_counter()
-    if budget == "all":
-        pdata = prepare_all_labels(str(parsed), root=root)
-        budget = int(pdata.info["budget"])
-    else:
-        budget = int(budget)
-        pdata = data.prepare(str(parsed), budget, root=root)
+    # Only what the agent may see stays referenced while it runs: the eval split (and the
+    # ProtocolData holding it) is dropped here and reopened after fit, so not even a walk up
+    # the call stack from inside fit (frame locals) reaches it.
+    unlabeled, labeled, spec, info = _agent_data(str(parsed), budget, root)
+    budget_arg, budget = budget, int(info["budget"])
     stages["prepare"] = time.perf_counter() - t0
-    info, spec = pdata.info, pdata.spec
     source = info.get("source", "procedural")
     episode_length = int(episode_length or spec.episode_length)
     seeds = list(registry.EVAL_EPISODE_SEEDS[:n_episodes])
@@ -379,7 +398,7 @@ def evaluate(agent: Agent, dataset: str, budget: int | str, seed: int, out: str 
     run_id = hashlib.sha256(json.dumps(fingerprint, sort_keys=True).encode()).hexdigest()[:16]
     work = _Work(path.parent / WORK_DIR / f"{path.stem}-{run_id}" if path else None, fingerprint)
     _say(f"{agent.name} on {dataset} ({source}), budget {budget}, seed {seed}: "
-         f"{pdata.unlabeled.n_trajectories} unlabeled / {pdata.labeled.n_trajectories} labeled "
+         f"{unlabeled.n_trajectories} unlabeled / {labeled.n_trajectories} labeled "
          f"trajectories (prepare {stages['prepare']:.1f} s)", verbose)
 
     # ---- fit (or resume from the checkpoint)
@@ -395,7 +414,7 @@ def evaluate(agent: Agent, dataset: str, budget: int | str, seed: int, out: str 
                                 desc=f"fit {agent.name}")
         t0 = time.perf_counter()
         try:
-            agent.fit(pdata.unlabeled, pdata.labeled, spec, budget, seed, logger)
+            agent.fit(unlabeled, labeled, spec, budget, seed, logger)
         finally:
             logger.close()
         stages["fit"] = time.perf_counter() - t0
@@ -415,7 +434,7 @@ def evaluate(agent: Agent, dataset: str, budget: int | str, seed: int, out: str 
     offline: dict[str, float] = {}
     if probe:
         t0 = time.perf_counter()
-        offline = probe_metrics(agent, pdata.labeled, pdata.eval_split)
+        offline = probe_metrics(agent, labeled, lambda: _eval_split(str(parsed), budget_arg, root))
         if offline:
             stages["probe"] = time.perf_counter() - t0
             _say(f"probe: {offline} ({stages['probe']:.1f} s)", verbose)

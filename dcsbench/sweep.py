@@ -148,12 +148,12 @@ def _run_ray(specs, num_gpus: float, num_cpus: float, address: str | None, log):
     return errors
 
 
-def _run_submitit(specs, folder: str, slurm: dict[str, Any], log):
+def _run_submitit(specs, folder: str, slurm: dict[str, Any], cluster: str | None, log):
     try:
         import submitit
     except ImportError:
         raise _missing("submitit", "sweep") from None
-    executor = submitit.AutoExecutor(folder=folder)
+    executor = submitit.AutoExecutor(folder=folder, cluster=cluster)
     executor.update_parameters(**slurm)
     jobs = executor.map_array(run_one, specs)
     log(f"submitted {len(jobs)} job(s) (array {jobs[0].job_id.split('_')[0] if jobs else '-'}); "
@@ -173,7 +173,7 @@ def _run_submitit(specs, folder: str, slurm: dict[str, Any], log):
 def run_sweep(specs: Sequence[RunSpec], executor: str = "local", workers: int = 1,
               num_gpus: float = 0, num_cpus: float = 1, ray_address: str | None = None,
               submitit_folder: str = "submitit_logs", slurm: dict[str, Any] | None = None,
-              verbose: bool = True) -> dict[str, str | None]:
+              submitit_cluster: str | None = None, verbose: bool = True) -> dict[str, str | None]:
     """Run every spec whose record does not exist yet; returns ``{record: error or None}``.
 
     Args:
@@ -184,6 +184,8 @@ def run_sweep(specs: Sequence[RunSpec], executor: str = "local", workers: int = 
         ray_address: Ray cluster address (``None``: start/attach a local Ray).
         submitit_folder, slurm: submitit log folder and ``update_parameters`` options
             (e.g. ``{"slurm_partition": "gpu", "gpus_per_node": 1, "timeout_min": 600}``).
+        submitit_cluster: ``None`` (SLURM if available, else local processes), ``"slurm"``,
+            ``"local"`` or ``"debug"`` (in this process; for testing a setup).
     """
     registry.check_choice("executor", executor, EXECUTORS)
     log = (lambda msg: print(f"[sweep] {msg}", file=sys.stderr, flush=True)) if verbose else (lambda m: None)
@@ -200,7 +202,7 @@ def run_sweep(specs: Sequence[RunSpec], executor: str = "local", workers: int = 
     elif executor == "ray":
         results.update(_run_ray(todo, num_gpus, num_cpus, ray_address, log))
     else:
-        results.update(_run_submitit(todo, submitit_folder, slurm or {}, log))
+        results.update(_run_submitit(todo, submitit_folder, slurm or {}, submitit_cluster, log))
     failed = sum(e is not None for e in results.values())
     log(f"finished in {time.perf_counter() - t0:.0f} s: {len(todo) - failed} ran, "
         f"{failed} failed, {skipped} skipped")

@@ -290,3 +290,65 @@ def test_end_to_end_run_and_score(tiny_dataset_home, tmp_path, monkeypatch, caps
     assert run["method"] == "mean-action" and run["protocol_compliant"] is False
     assert run["primary_score"] == pytest.approx(run["primary_return"] / entry["return"])
     assert math.isfinite(out["aggregates"][0]["iqm"])
+
+
+# ------------------------------------------------------------------ sweeps
+
+def test_local_sweep_runs_missing_cells_only(tiny_dataset_home, tmp_path, monkeypatch):
+    from dcsbench.sweep import expand, run_sweep
+
+    # worker processes are spawned: make trivial_agents importable there too
+    monkeypatch.setenv("PYTHONPATH", str(Path(__file__).parent))
+    specs = expand(["trivial_agents:MeanAction", "trivial_agents:ConstantAgent"],
+                   ["cheetah-run-distractors-tiny"], [2], [0], tmp_path / "sweep",
+                   evaluate_kwargs={"n_episodes": 1, "episode_length": 10, "num_envs": 1,
+                                    "generalization": False, "verbose": False},
+                   threads=1)
+    assert [Path(s.record).parent.name for s in specs] == ["MeanAction", "ConstantAgent"]
+    first = Path(specs[0].record)
+    first.parent.mkdir(parents=True)
+    first.write_text("{}")          # pretend this cell is done: the sweep must skip it
+    results = run_sweep(specs, workers=2, verbose=False)
+    assert results == {s.record: None for s in specs}
+    assert first.read_text() == "{}"
+    assert load_record(specs[1].record).method.name == "constant"
+    with pytest.raises(ValueError, match="budget"):
+        expand(["bc"], ["cheetah-run-distractors-tiny"], [128], [0], tmp_path)
+
+
+def test_sweep_failure_is_reported_not_fatal(tiny_dataset_home, tmp_path, monkeypatch):
+    from dcsbench.sweep import expand, run_sweep
+
+    monkeypatch.setenv("PYTHONPATH", str(Path(__file__).parent))
+    specs = expand(["trivial_agents:NoSuchAgent"], ["cheetah-run-distractors-tiny"], [2], [0],
+                   tmp_path)
+    results = run_sweep(specs, workers=1, verbose=False)
+    assert "NoSuchAgent" in results[specs[0].record]
+
+
+def test_cluster_executors_need_their_package(tmp_path):
+    import importlib.util
+
+    from dcsbench.sweep import RunSpec, run_sweep
+
+    spec = RunSpec("bc", "cheetah-run-distractors-tiny", 2, 0, str(tmp_path / "r.json"))
+    for name in ("ray", "submitit"):
+        if importlib.util.find_spec(name) is None:
+            with pytest.raises(RuntimeError, match=f"pip install {name}"):
+                run_sweep([spec], executor=name, verbose=False)
+    with pytest.raises(ValueError, match="Valid executors"):
+        run_sweep([spec], executor="dask", verbose=False)
+
+
+def test_submitit_executor_debug_cluster(tiny_dataset_home, tmp_path):
+    pytest.importorskip("submitit")
+    from dcsbench.sweep import expand, run_sweep
+
+    specs = expand(["trivial_agents:ConstantAgent"], ["cheetah-run-distractors-tiny"], [2], [0, 1],
+                   tmp_path / "runs", evaluate_kwargs={"n_episodes": 1, "episode_length": 5,
+                                                       "num_envs": 1, "generalization": False,
+                                                       "verbose": False})
+    results = run_sweep(specs, executor="submitit", submitit_folder=str(tmp_path / "logs"),
+                        submitit_cluster="debug", verbose=False)
+    assert results == {s.record: None for s in specs}
+    assert sorted(load_record(s.record).seed for s in specs) == [0, 1]

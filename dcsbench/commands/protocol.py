@@ -74,6 +74,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--num-cpus", type=float, default=1, help="CPUs per run (ray)")
     p.add_argument("--ray-address", default=None, help="Ray cluster address (ray)")
     p.add_argument("--submitit-folder", default="submitit_logs", help="job logs (submitit)")
+    p.add_argument("--submitit-cluster", choices=("slurm", "local", "debug"), default=None,
+                   help="submitit backend (default: SLURM when available, else local)")
     p.add_argument("--slurm", action="append", default=[], metavar="KEY=VALUE",
                    help="submitit update_parameters option, e.g. slurm_partition=gpu, "
                         "gpus_per_node=1, timeout_min=600 (repeatable)")
@@ -272,7 +274,8 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     results = run_sweep(specs, executor=args.executor, workers=args.workers,
                         num_gpus=args.num_gpus, num_cpus=args.num_cpus,
                         ray_address=args.ray_address, submitit_folder=args.submitit_folder,
-                        slurm=parse_overrides(args.slurm))
+                        slurm=parse_overrides(args.slurm),
+                        submitit_cluster=args.submitit_cluster)
     failed = {k: v for k, v in results.items() if v is not None}
     for rec, err in failed.items():
         print(f"failed: {rec}: {err}", file=sys.stderr)

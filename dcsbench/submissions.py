@@ -397,13 +397,19 @@ def _recompute_score(mean_return: float, rec: ResultRecord) -> float | None:
 
 
 def check_record(rec: ResultRecord, origin: str, sub: Submission, known, metadata: Metadata | None,
-                 check_scores: bool = True) -> None:
-    """Protocol checks of one parsed record beyond its schema; problems go into ``sub``."""
+                 check_scores: bool = True, allow_noncompliant: bool = False) -> None:
+    """Protocol checks of one parsed record beyond its schema; problems go into ``sub``.
+
+    ``allow_noncompliant`` turns the checks that only concern protocol *size* (the record's
+    ``protocol_compliant`` flag, fewer evaluation episodes than the protocol's, a dataset build
+    marked non-protocol) into warnings, for preview boards; everything else stays an error.
+    """
+    size_problem = sub.warn if allow_noncompliant else sub.error
     if rec.protocol_version != registry.PROTOCOL_VERSION:
         sub.error(origin, "protocol_version", f"{rec.protocol_version} is not the current protocol "
                                               f"version {registry.PROTOCOL_VERSION}; re-run with this dcsbench")
     if not rec.protocol_compliant:
-        sub.error(origin, "protocol_compliant", "the run was not protocol-compliant (non-default "
+        size_problem(origin, "protocol_compliant", "the run was not protocol-compliant (non-default "
                                                 "settings); it cannot go on the leaderboard")
     if metadata is not None and rec.method.name != metadata.method:
         sub.error(origin, "method.name", f"{rec.method.name!r} differs from metadata method {metadata.method!r}")
@@ -435,8 +441,10 @@ def check_record(rec: ResultRecord, origin: str, sub: Submission, known, metadat
         if res.backgrounds != pool:
             sub.error(origin, f"{part}.backgrounds", f"{res.backgrounds!r}; the {part} score uses "
                                                      f"{pool!r} backgrounds")
-        if list(res.episode_seeds) != want_seeds:
-            sub.error(origin, f"{part}.episode_seeds",
+        seeds = list(res.episode_seeds)
+        if seeds != want_seeds:
+            is_prefix = 0 < len(seeds) < len(want_seeds) and seeds == want_seeds[:len(seeds)]
+            (size_problem if is_prefix else sub.error)(origin, f"{part}.episode_seeds",
                       f"{len(res.episode_seeds)} episodes with seeds that are not the protocol's "
                       f"{len(want_seeds)} evaluation seeds ({want_seeds[0]}..{want_seeds[-1]})")
         if check_scores:
@@ -455,13 +463,13 @@ def check_record(rec: ResultRecord, origin: str, sub: Submission, known, metadat
         errs, warns = known.check(rec.dataset.name, rec.dataset.revision, rec.dataset.content_hash,
                                   rec.dataset.labeled_subset_hash, rec.budget, rec.source)
         for fld, msg in errs:
-            sub.error(origin, fld, msg)
+            (size_problem if "non-protocol" in msg else sub.error)(origin, fld, msg)
         for fld, msg in warns:
             sub.warn(origin, fld, msg)
 
 
 def validate_submission(folder: str | os.PathLike, known=None, include_local: bool = True,
-                        check_scores: bool = True) -> Submission:
+                        check_scores: bool = True, allow_noncompliant: bool = False) -> Submission:
     """Validate one submission folder; never raises for bad content, returns every problem.
 
     Args:
@@ -471,6 +479,9 @@ def validate_submission(folder: str | os.PathLike, known=None, include_local: bo
         include_local: when ``known`` is None, also trust manifests of the local dataset cache
             (as warnings). CI uses False.
         check_scores: recompute normalized scores from raw returns (needs the references).
+        allow_noncompliant: accept runs that are valid but not protocol-sized (fewer episodes,
+            non-protocol dataset build, ``protocol_compliant: false``) with warnings; for
+            preview boards only, never for the official leaderboard or CI.
     """
     folder = Path(folder)
     sub = Submission(name=folder.name, path=folder)
@@ -546,7 +557,8 @@ def validate_submission(folder: str | os.PathLike, known=None, include_local: bo
                 sub.error(path, fld, msg or "invalid record")
             continue
         n_errors = len(sub.errors)
-        check_record(rec, str(path), sub, known, sub.metadata, check_scores=check_scores)
+        check_record(rec, str(path), sub, known, sub.metadata, check_scores=check_scores,
+                     allow_noncompliant=allow_noncompliant)
         key = (rec.method.name, rec.dataset.name, rec.source, rec.budget, rec.seed)
         if key in seen:
             sub.error(path, "seed", f"duplicate run: {rec.dataset.name} budget {rec.budget} seed "

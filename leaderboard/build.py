@@ -51,7 +51,7 @@ class Collected:
 
 
 def collect(root: str | os.PathLike = "submissions", include_local: bool = False,
-            known=None) -> Collected:
+            known=None, allow_noncompliant: bool = False) -> Collected:
     """Validate every submission folder under ``root``.
 
     Args:
@@ -59,6 +59,7 @@ def collect(root: str | os.PathLike = "submissions", include_local: bool = False
         include_local: trust datasets known only from the local cache (default False: the
             leaderboard uses committed hashes only, as CI does).
         known: a prepared :class:`dcsbench.known_datasets.KnownDatasets` (tests).
+        allow_noncompliant: preview mode, see :func:`dcsbench.submissions.validate_submission`.
     """
     from dcsbench.known_datasets import load_known_datasets
 
@@ -66,7 +67,7 @@ def collect(root: str | os.PathLike = "submissions", include_local: bool = False
         known = load_known_datasets(include_local=include_local)
     valid, rejected = [], []
     for folder in discover(root):
-        sub = validate_submission(folder, known=known)
+        sub = validate_submission(folder, known=known, allow_noncompliant=allow_noncompliant)
         (valid if sub.ok else rejected).append(sub)
     return Collected(valid, rejected)
 
@@ -140,6 +141,8 @@ def _track(track: str, tf, info, subs, reps, seed, baseline) -> dict[str, Any]:
         cov = next(s for s in subs if s.metadata.method == method).coverage[(setting, tier, source)]
         row: dict[str, Any] = {
             "method": method, "title": info[method]["title"], "reference": info[method]["reference"],
+            "protocol_compliant": bool(mf["protocol_compliant"].all()),
+            "episodes_per_run": sorted({int(n) for n in mf["n_episodes"]}),
             "coverage": {"present": len(cov.present & cov.expected), "expected": len(cov.expected),
                          "complete": cov.complete,
                          "missing": [list(c) for c in sorted(cov.missing)]},
@@ -228,17 +231,23 @@ def rejected_summary(rejected: list[Submission], limit: int = 20) -> list[dict[s
 
 def build_site(submissions: str | os.PathLike = "submissions",
                out: str | os.PathLike = "leaderboard/site", reps: int = 2000, seed: int = 0,
-               include_local: bool = False, known=None, plots: bool = True) -> dict[str, Any]:
+               include_local: bool = False, known=None, plots: bool = True,
+               allow_noncompliant: bool = False) -> dict[str, Any]:
     """Validate, aggregate and write the whole site to ``out``; returns the board dict.
 
     Writes ``leaderboard.json``, ``leaderboard.csv``, ``index.html``, ``style.css``,
     ``sort.js`` and, per track, ``plots/<track>-bars.png`` and ``plots/<track>-tasks.png``.
+    With ``allow_noncompliant`` the board is a *preview* (``"preview": true``, a banner on the
+    page, non-protocol rows marked).
     """
     from leaderboard import plots as plots_mod
     from leaderboard import render
 
-    got = collect(submissions, include_local=include_local, known=known)
+    got = collect(submissions, include_local=include_local, known=known,
+                  allow_noncompliant=allow_noncompliant)
     board = aggregate_board(got.valid, reps=reps, seed=seed)
+    board["preview"] = bool(allow_noncompliant) and any(
+        not r["protocol_compliant"] for t in board["tracks"] for r in t["rows"])
     board["rejected"] = rejected_summary(got.rejected)
     out = Path(out)
     (out / "plots").mkdir(parents=True, exist_ok=True)

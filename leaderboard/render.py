@@ -87,6 +87,10 @@ def _method_cell(row: dict[str, Any], methods: dict[str, Any]) -> str:
         badges += ' <span class="badge ref" title="reference baseline shipped with dcsbench">reference</span>'
     if not row["coverage"]["complete"]:
         badges += ' <span class="badge inc" title="some (task, budget, seed) cells are missing">incomplete</span>'
+    if not row.get("protocol_compliant", True):
+        eps = ", ".join(str(int(n)) for n in row.get("episodes_per_run", []))
+        badges += (f' <span class="badge inc" title="runs not protocol-sized ({esc(eps)} evaluation '
+                   'episodes per run, or a non-protocol dataset build)">non-protocol</span>')
     return (f'<a href="#method-{esc(row["method"])}">{esc(info.get("title", row["method"]))}</a>'
             f"{badges}")
 
@@ -196,6 +200,14 @@ def rejected_section(rejected: Iterable[dict[str, Any]]) -> str:
             "<code>dcsbench validate</code> and are not ranked.</p>" + "".join(items) + "</section>")
 
 
+def _preview_banner(board: dict[str, Any]) -> str:
+    if not board.get("preview"):
+        return ""
+    return ('<p class="banner"><b>Preview.</b> This board includes runs that are not '
+            "protocol-compliant (fewer evaluation episodes or non-protocol dataset builds, marked "
+            "<i>non-protocol</i>); its numbers are not comparable with the official leaderboard.</p>")
+
+
 def render_index(board: dict[str, Any]) -> str:
     """The full ``index.html`` of the site."""
     methods = board["methods"]
@@ -242,6 +254,7 @@ Scores are normalized by BC trained on all labels; aggregates follow rliable (IQ
 <nav>{" ".join(nav)} <a href="#methods">methods</a> <a href="leaderboard.json">leaderboard.json</a> <a href="leaderboard.csv">leaderboard.csv</a></nav>
 </header>
 <main>
+{_preview_banner(board)}
 {"".join(sections)}
 <section id="methods"><h2>Methods</h2>{method_cards(methods)}</section>
 {rejected_section(board.get("rejected", []))}

@@ -263,3 +263,51 @@ def test_publish_refuses_unbuilt_site(tmp_path):
         publish(tmp_path, "no-slash")
     with pytest.raises(ValueError, match="Valid repo types"):
         publish(tmp_path, "org/repo", repo_type="model")
+
+
+# ----------------------------------------------------------------------- preview, import
+
+
+def test_preview_board_accepts_short_runs_marked(tmp_path, monkeypatch):
+    """Runs with fewer evaluation episodes are rejected by default and shown, marked, in preview."""
+    monkeypatch.setenv(scoring.REFERENCES_ENV, str(sf.write_references(tmp_path / "r.json")))
+    folder = sf.write_submission(tmp_path / "subs", "short", 0.5, tasks=("cheetah-run",), budgets=(2,))
+
+    def shorten(d):
+        for part in ("primary", "generalization"):
+            rets = d[part]["returns"][:5]
+            d[part].update(returns=rets, episode_seeds=d[part]["episode_seeds"][:5],
+                           mean_return=sum(rets) / 5, normalized_score=sum(rets) / 5 / sf.REF_RETURN["cheetah-run"])
+        d["protocol_compliant"] = False
+    for p in (folder / "results").glob("*.json"):
+        sf.edit_record(p, shorten)
+    strict = build_site(tmp_path / "subs", tmp_path / "strict", reps=REPS, known=sf.make_known(), plots=False)
+    assert strict["tracks"] == [] and strict["rejected"][0]["name"] == "short"
+    assert not strict["preview"]
+    board = build_site(tmp_path / "subs", tmp_path / "preview", reps=REPS, known=sf.make_known(),
+                       plots=False, allow_noncompliant=True)
+    r = board["tracks"][0]["rows"][0]
+    assert board["preview"] and r["protocol_compliant"] is False and r["episodes_per_run"] == [5]
+    page = (tmp_path / "preview" / "index.html").read_text()
+    assert "Preview." in page and "non-protocol</span>" in page
+
+
+def test_import_runs_creates_reference_submission(tmp_path, monkeypatch):
+    from dcsbench.results import save_record
+    from dcsbench.submissions import validate_submission
+    from leaderboard.importer import import_runs, reference_metadata
+
+    monkeypatch.setenv(scoring.REFERENCES_ENV, str(sf.write_references(tmp_path / "r.json")))
+    assert set(reference_metadata()) == {"bc", "idm", "lapo", "laom", "laom-sup"}
+    runs = tmp_path / "runs"
+    for s in (0, 1):
+        save_record(sf.make_record("laom-sup", "walker-run", 4, s, 0.5), runs / f"x{s}.json")
+        save_record(sf.make_record("mine", "walker-run", 4, s, 0.5), runs / f"y{s}.json")
+    summary = import_runs([runs], tmp_path / "subs")
+    assert len(summary.written) == 4 and summary.metadata_missing == [tmp_path / "subs" / "mine" / "metadata.yaml"]
+    sub = validate_submission(tmp_path / "subs" / "laom-sup", known=sf.make_known())
+    assert sub.ok and sub.metadata.reference and len(sub.records) == 2
+    again = import_runs([runs], tmp_path / "subs")
+    assert len(again.unchanged) == 4 and not again.written
+    save_record(sf.make_record("laom-sup", "walker-run", 4, 0, 0.9), runs / "x0.json")
+    assert len(import_runs([runs], tmp_path / "subs").conflicts) == 1

@@ -22,6 +22,9 @@ def register(sub) -> None:
     p.add_argument("--no-local", action="store_true",
                    help="trust only committed dataset hashes, not manifests in the local cache (as CI)")
     p.add_argument("--no-coverage", action="store_true", help="do not print coverage tables")
+    p.add_argument("--allow-noncompliant", action="store_true",
+                   help="accept valid runs that are not protocol-sized (fewer episodes, "
+                        "non-protocol dataset) with warnings (preview only; CI does not)")
     p.add_argument("--json", action="store_true", help="print a JSON report instead of text")
     p.set_defaults(func=run_validate)
 
@@ -41,6 +44,9 @@ def register(sub) -> None:
                    help="also trust datasets known only from the local cache (not for the official board)")
     b.add_argument("--strict", action="store_true",
                    help="exit 1 when any submission is rejected")
+    b.add_argument("--allow-noncompliant", action="store_true",
+                   help="preview board: include valid runs that are not protocol-sized, marked "
+                        "non-protocol, with a banner")
     b.add_argument("--screenshot", metavar="PNG", default=None,
                    help="also save a headless-Chromium screenshot of the page (e.g. docs/leaderboard.png)")
     b.set_defaults(func=run_build)
@@ -55,6 +61,16 @@ def register(sub) -> None:
     pub.add_argument("--message", default=None, help="commit message")
     pub.add_argument("--private", action="store_true", help="create the repo private")
     pub.set_defaults(func=run_publish)
+
+    im = lsub.add_parser("import-runs", help="copy run records into submissions/<method>/results/",
+                         description="Group result records by method and copy them into "
+                                     "submission folders with canonical names; writes metadata.yaml "
+                                     "for the reference baselines (bc, idm, lapo, laom, laom-sup).")
+    im.add_argument("runs", nargs="+", help="record files or folders (e.g. runs/)")
+    im.add_argument("--submissions", default="submissions", help="submissions folder")
+    im.add_argument("--method", action="append", default=None, help="import only this method (repeatable)")
+    im.add_argument("--overwrite", action="store_true", help="replace differing existing records")
+    im.set_defaults(func=run_import)
 
     ak = lsub.add_parser("add-known", help="add a local dataset build's hashes to known_datasets.json",
                          description="Read the manifest.json of a protocol build (path, or dataset "
@@ -78,7 +94,8 @@ def run_validate(args: argparse.Namespace) -> int:
         print("dcsbench validate: give submission folders or --all [ROOT]", file=sys.stderr)
         return 2
     known = load_known_datasets(include_local=not args.no_local)
-    subs = [validate_submission(f, known=known) for f in folders]
+    subs = [validate_submission(f, known=known, allow_noncompliant=args.allow_noncompliant)
+            for f in folders]
     if args.json:
         out = [{"folder": str(s.path), "ok": s.ok, "records": len(s.records),
                 "problems": [p.__dict__ for p in s.problems],
@@ -100,7 +117,7 @@ def run_build(args: argparse.Namespace) -> int:
     from leaderboard.build import build_site
 
     board = build_site(args.submissions, args.out, reps=args.reps, seed=args.seed,
-                       include_local=args.include_local)
+                       include_local=args.include_local, allow_noncompliant=args.allow_noncompliant)
     for tr in board["tracks"]:
         best = tr["rows"][0] if tr["rows"] else None
         print(f"{tr['track']}: {len(tr['rows'])} method(s)"
@@ -124,6 +141,22 @@ def run_publish(args: argparse.Namespace) -> int:
                     private=args.private)
     print(f"published {args.site} to {args.repo_type} {args.repo}: {where}")
     return 0
+
+
+def run_import(args: argparse.Namespace) -> int:
+    """Import run records into submission folders; 1 if there were conflicts."""
+    from leaderboard.importer import import_runs
+
+    summary = import_runs(args.runs, args.submissions, overwrite=args.overwrite,
+                          only_methods=args.method)
+    print(f"{len(summary.written)} record(s) written, {len(summary.unchanged)} unchanged")
+    for p in summary.metadata_written:
+        print(f"wrote {p} (reference baseline)")
+    for p in summary.metadata_missing:
+        print(f"missing {p}: write it (see submissions/README.md)", file=sys.stderr)
+    for p in summary.conflicts:
+        print(f"conflict: {p} exists with different content (use --overwrite)", file=sys.stderr)
+    return 1 if summary.conflicts else 0
 
 
 def run_add_known(args: argparse.Namespace) -> int:

@@ -107,15 +107,16 @@ class _FrameView:
     # ------------------------------------------------------------------ sampling
     def _stack(self, traj: np.ndarray, t: np.ndarray) -> np.ndarray:
         """Stacked observations ``(B, H, W, C * frame_stack)`` of steps ``t`` of trajectories ``traj``."""
-        frames = self._frames
-        b = len(t)
-        h, w, c = frames.shape[1:]
-        out = np.empty((b, h, w, c * self.frame_stack), dtype=np.uint8)
+        n, h, w, c = self._frames.shape
+        s = self.frame_stack
+        # Copy whole pixels (C bytes as one void item): ~2x faster than a 3-byte-strided uint8 copy.
+        pix = np.dtype((np.void, c))
+        frames = self._frames.view(pix).reshape(n, h, w)
+        out = np.empty((len(t), h, w, s), dtype=pix)
         start = self._starts[traj]
-        for j in range(self.frame_stack):
-            tj = np.maximum(t - (self.frame_stack - 1 - j), 0)
-            out[..., c * j:c * (j + 1)] = frames[start + tj]
-        return out
+        for j in range(s):
+            out[..., j] = frames[start + np.maximum(t - (s - 1 - j), 0)]
+        return out.view(np.uint8).reshape(len(t), h, w, c * s)
 
     def _draw(self, batch_size: int, rng: np.random.Generator, max_offset: int,
               offset: int | None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

@@ -311,3 +311,42 @@ def test_import_runs_creates_reference_submission(tmp_path, monkeypatch):
     assert len(again.unchanged) == 4 and not again.written
     save_record(sf.make_record("laom-sup", "walker-run", 4, 0, 0.9), runs / "x0.json")
     assert len(import_runs([runs], tmp_path / "subs").conflicts) == 1
+
+
+def test_end_to_end_real_run_to_board(tiny_dataset_home, tmp_path, monkeypatch):
+    """A real `dcsbench.protocol.evaluate` record (tiny non-protocol build, short episodes)
+    -> import-runs -> validate: strict rejects it only for protocol size; preview board shows it."""
+    from dcsbench import protocol
+    from dcsbench.known_datasets import load_known_datasets
+    from dcsbench.submissions import validate_submission
+    from leaderboard.importer import import_runs
+    from trivial_agents import MeanAction
+
+    refs = tmp_path / "refs.json"
+    monkeypatch.setenv(scoring.REFERENCES_ENV, str(refs))
+    name = "cheetah-run-distractors-tiny"
+    scoring.store_reference({"dataset": name, "task": "cheetah-run", "setting": "distractors",
+                             "tier": "tiny", "source": "procedural", "return": 50.0}, refs)
+    for seed in (0, 1):
+        protocol.evaluate(MeanAction(), name, 2, seed, tmp_path / "runs", n_episodes=2,
+                          episode_length=20, num_envs=2, progress=False, verbose=False)
+    subs = tmp_path / "subs"
+    summary = import_runs([tmp_path / "runs"], subs)
+    assert len(summary.written) == 2
+    sf_meta = sf.metadata("mean-action")
+    (subs / "mean-action" / "metadata.yaml").write_text(json.dumps(sf_meta))
+    known = load_known_datasets(include_local=True, committed=tmp_path / "none.json")
+    strict = validate_submission(subs / "mean-action", known=known)
+    assert {p.field for p in strict.errors} == {"protocol_compliant", "primary.episode_seeds",
+                                                "generalization.episode_seeds", "dataset"}
+    preview = validate_submission(subs / "mean-action", known=known, allow_noncompliant=True)
+    assert preview.ok and len(preview.records) == 2
+    board = build_site(subs, tmp_path / "site", reps=REPS, known=known, plots=False,
+                       allow_noncompliant=True)
+    r = board["tracks"][0]["rows"][0]
+    assert r["method"] == "mean-action" and r["coverage"]["present"] == 2
+    rec = preview.records[0][1]
+    assert r["per_task"]["cheetah-run"]["2"]["n_seeds"] == 2
+    assert r["budgets"]["2"]["mean"] == pytest.approx(
+        np.mean([x.primary.mean_return for _, x in preview.records]) / 50.0)
+    assert rec.primary.normalized_score == pytest.approx(rec.primary.mean_return / 50.0)

@@ -371,28 +371,31 @@ def test_real_submission_is_valid(folder):
     assert s.ok, format_report(s, show_coverage=False)
 
 
-def test_known_datasets_read_real_dataset_manifests(tmp_path):
+def test_known_datasets_read_real_dataset_manifests(tiny_dataset_root, tmp_path):
     """Against a real (tiny, non-protocol) build of dcsbench.data: the pin a protocol run records
     (revision, content hash, labeled-subset hash) is found in the local manifest, the build is
     flagged non-protocol, and add-known accepts it only once it is protocol-compliant."""
+    import shutil
+
     from dcsbench.data import prepare
-    from dcsbench.data.build import build_dataset
 
     name = "cheetah-run-distractors-tiny"
-    build_dataset(name, root=tmp_path, policy="random", episode_length=8, n_train=4, n_eval=1,
-                  progress=False)
-    info = prepare(name, 2, root=tmp_path).info
-    known = load_known_datasets(include_local=True, root=tmp_path, committed=tmp_path / "none.json")
+    info = prepare(name, 2, root=tiny_dataset_root).info
+    known = load_known_datasets(include_local=True, root=tiny_dataset_root,
+                                committed=tmp_path / "none.json")
     errs, warns = known.check(name, info["revision"], info["content_hash"],
                               info["labeled_subset_hash"], 2, info["source"])
     assert [f for f, _ in errs] == ["dataset"] and "non-protocol" in errs[0][1]
     assert "local manifest" in warns[0][1]
-    manifest = tmp_path / "datasets" / name / "manifest.json"
+    copy = tmp_path / "datasets" / name  # edit a copy: the fixture's build is shared
+    copy.mkdir(parents=True)
+    for f in ("manifest.json", "origin.json"):
+        shutil.copyfile(tiny_dataset_root / "datasets" / name / f, copy / f)
     with pytest.raises(ValueError, match="non-protocol"):
-        add_known(manifest, tmp_path / "known.json")
-    data = json.loads(manifest.read_text())
-    manifest.write_text(json.dumps({**data, "protocol_compliant": True}))
-    add_known(manifest, tmp_path / "known.json")
+        add_known(copy / "manifest.json", tmp_path / "known.json")
+    data = json.loads((copy / "manifest.json").read_text())
+    (copy / "manifest.json").write_text(json.dumps({**data, "protocol_compliant": True}))
+    add_known(copy / "manifest.json", tmp_path / "known.json")
     ci = load_known_datasets(include_local=False, committed=tmp_path / "known.json")
     assert ci.check(name, info["revision"], info["content_hash"], info["labeled_subset_hash"],
                     2, info["source"]) == ([], [])

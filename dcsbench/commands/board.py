@@ -91,6 +91,9 @@ def run_validate(args: argparse.Namespace) -> int:
     if args.all is not None:
         folders += [str(p) for p in discover(args.all)]
     if not folders:
+        if args.all is not None:
+            print(f"no submission folders under {args.all}")
+            return 0
         print("dcsbench validate: give submission folders or --all [ROOT]", file=sys.stderr)
         return 2
     known = load_known_datasets(include_local=not args.no_local)

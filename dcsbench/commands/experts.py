@@ -26,6 +26,9 @@ def register(sub) -> None:
                    help="checkpoint and stop before this wall time is exceeded")
     p.add_argument("--checkpoint-minutes", type=float, default=3.0)
     p.add_argument("--torch-threads", type=int, default=1, help="torch threads of the learner")
+    p.add_argument("--vec-env", default="subproc", choices=("subproc", "dummy"),
+                   help="envs in subprocesses or all in the learner process (speed only)")
+    p.add_argument("--device", default="cpu", help="torch device of the learner: cpu, cuda, auto")
     p.add_argument("--eval-episodes", type=int, default=20, help="episodes of the final evaluation")
     p.add_argument("--install", action="store_true",
                    help="when finished, copy the exported expert into dcsbench/experts/")
@@ -72,7 +75,8 @@ def _train(args: argparse.Namespace) -> int:
                                     n_envs=args.n_envs, seed=args.seed,
                                     max_minutes=args.max_minutes,
                                     checkpoint_minutes=args.checkpoint_minutes, config=cfg,
-                                    eval_episodes=args.eval_episodes)
+                                    eval_episodes=args.eval_episodes, vec_env=args.vec_env,
+                                    device=args.device)
     if status["finished"] and args.install:
         for path in train.install_export(out):
             print(f"installed {path}")

@@ -84,14 +84,21 @@ def _make_env_fn(task: str, seed: int, index: int, episode: int, episode_length:
     return _thunk
 
 
-def _build(task: str, n_envs: int, seed: int, cfg: PPOConfig, episodes_done: int):
-    """Vector env (VecMonitor + VecNormalize) and a fresh PPO model."""
+def _build(task: str, n_envs: int, seed: int, cfg: PPOConfig, episodes_done: int,
+           vec_env: str = "subproc", device: str = "cpu"):
+    """Vector env (VecMonitor + VecNormalize) and a fresh PPO model.
+
+    ``vec_env="subproc"`` steps each env in its own process, ``"dummy"`` all in this process
+    (better where inter-process communication is slow or physics is cheap); both give
+    identical results. ``device`` is the torch device of the learner (``cpu``, ``cuda``)."""
     import torch
     from stable_baselines3 import PPO
     from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv, VecMonitor, VecNormalize
 
     fns = [_make_env_fn(task, seed, i, episodes_done, cfg.episode_length) for i in range(n_envs)]
-    venv = SubprocVecEnv(fns, start_method="spawn") if n_envs > 1 else DummyVecEnv(fns)
+    registry.check_choice("vec env", vec_env, ("subproc", "dummy"))
+    use_subproc = vec_env == "subproc" and n_envs > 1
+    venv = SubprocVecEnv(fns, start_method="spawn") if use_subproc else DummyVecEnv(fns)
     env = VecNormalize(VecMonitor(venv), norm_obs=True, norm_reward=True, clip_obs=cfg.clip_obs,
                        clip_reward=cfg.clip_reward, gamma=cfg.gamma)
     act = {"tanh": torch.nn.Tanh, "relu": torch.nn.ReLU}[cfg.activation]
@@ -101,7 +108,7 @@ def _build(task: str, n_envs: int, seed: int, cfg: PPOConfig, episodes_done: int
         batch_size=_minibatch_size(n_envs * cfg.n_steps, cfg.n_minibatches), n_epochs=cfg.n_epochs,
         learning_rate=lambda progress: lr0 * progress, gamma=cfg.gamma, gae_lambda=cfg.gae_lambda,
         clip_range=cfg.clip_range, ent_coef=cfg.ent_coef, vf_coef=cfg.vf_coef,
-        max_grad_norm=cfg.max_grad_norm, device="cpu", verbose=0,
+        max_grad_norm=cfg.max_grad_norm, device=device, verbose=0,
         policy_kwargs=dict(net_arch=dict(pi=list(cfg.net_arch), vf=list(cfg.net_arch)),
                            activation_fn=act, log_std_init=cfg.log_std_init))
     return model, env
@@ -126,6 +133,8 @@ def _save_checkpoint(out: Path, model, env, extra: dict, keep: int = 2) -> Path:
     torch.save(model.policy.state_dict(), tmp / "policy.pt")
     torch.save(model.policy.optimizer.state_dict(), tmp / "optimizer.pt")
     torch.save(torch.get_rng_state(), tmp / "torch_rng.pt")
+    if torch.cuda.is_available():
+        torch.save(torch.cuda.get_rng_state_all(), tmp / "cuda_rng.pt")
     np.savez(tmp / "vecnormalize.npz", obs_mean=env.obs_rms.mean, obs_var=env.obs_rms.var,
              obs_count=np.float64(env.obs_rms.count), ret_mean=env.ret_rms.mean,
              ret_var=env.ret_rms.var, ret_count=np.float64(env.ret_rms.count), returns=env.returns)
@@ -146,8 +155,9 @@ def _save_checkpoint(out: Path, model, env, extra: dict, keep: int = 2) -> Path:
 def _load_checkpoint(ckpt: Path, model, env) -> dict:
     import torch
 
-    model.policy.load_state_dict(torch.load(ckpt / "policy.pt", weights_only=True))
-    model.policy.optimizer.load_state_dict(torch.load(ckpt / "optimizer.pt", weights_only=True))
+    cpu = {"map_location": "cpu", "weights_only": True}
+    model.policy.load_state_dict(torch.load(ckpt / "policy.pt", **cpu))
+    model.policy.optimizer.load_state_dict(torch.load(ckpt / "optimizer.pt", **cpu))
     with np.load(ckpt / "vecnormalize.npz") as z:
         env.obs_rms.mean, env.obs_rms.var = z["obs_mean"].copy(), z["obs_var"].copy()
         env.obs_rms.count = float(z["obs_count"])
@@ -163,7 +173,11 @@ def _load_checkpoint(ckpt: Path, model, env) -> dict:
     env.old_obs, env.returns = raw, returns
     model._last_obs = env.normalize_obs(raw)
     model._last_episode_starts = np.ones(env.num_envs, dtype=bool)
-    torch.set_rng_state(torch.load(ckpt / "torch_rng.pt", weights_only=True))
+    torch.set_rng_state(torch.load(ckpt / "torch_rng.pt", **cpu))
+    if (ckpt / "cuda_rng.pt").is_file() and torch.cuda.is_available():
+        states = torch.load(ckpt / "cuda_rng.pt", **cpu)
+        if len(states) == torch.cuda.device_count():
+            torch.cuda.set_rng_state_all(states)
     name, keys, pos, has_gauss, cached = state["numpy_rng"]
     np.random.set_state((name, np.asarray(keys, dtype=np.uint32), int(pos), int(has_gauss), cached))
     v, internal, gauss = state["python_rng"]
@@ -180,7 +194,7 @@ def canonical_command(task: str, total_steps: int, n_envs: int, seed: int) -> st
 def train_expert(task: str, out: str | os.PathLike, total_steps: int = 10_000_000, n_envs: int = 8,
                  seed: int = 0, max_minutes: float | None = None, checkpoint_minutes: float = 3.0,
                  config: PPOConfig | None = None, log=print, export: bool = True,
-                 eval_episodes: int = 20) -> dict:
+                 eval_episodes: int = 20, vec_env: str = "subproc", device: str = "cpu") -> dict:
     """Train (or resume) a PPO expert for ``task`` in folder ``out``.
 
     Re-running with the same folder resumes from its last checkpoint and continues to
@@ -188,6 +202,8 @@ def train_expert(task: str, out: str | os.PathLike, total_steps: int = 10_000_00
     writing a checkpoint, when ``max_minutes`` would be exceeded by the next update or on
     SIGTERM/SIGINT. When finished (and ``export``), writes ``out/export/{task}.safetensors``,
     ``.json`` and ``.md`` with a deterministic ``eval_episodes``-episode evaluation.
+    ``vec_env`` (``subproc`` or ``dummy``) changes speed only, never results; ``device``
+    (``cpu``/``cuda``) runs the learner on a GPU (results then differ in the last bits).
 
     Returns a status dict: ``num_timesteps``, ``total_steps``, ``finished``, ``checkpoint``.
     """
@@ -226,7 +242,8 @@ def train_expert(task: str, out: str | os.PathLike, total_steps: int = 10_000_00
     ckpt = _latest_checkpoint(out)
     done_steps = json.loads((ckpt / "state.json").read_text())["num_timesteps"] if ckpt else 0
     set_random_seed(seed)
-    model, env = _build(task, n_envs, seed, cfg, episodes_done=done_steps // (n_envs * cfg.episode_length))
+    model, env = _build(task, n_envs, seed, cfg, episodes_done=done_steps // (n_envs * cfg.episode_length),
+                        vec_env=vec_env, device=device)
     recent = deque(maxlen=20)
     train_seconds = 0.0
     if ckpt:
@@ -235,7 +252,8 @@ def train_expert(task: str, out: str | os.PathLike, total_steps: int = 10_000_00
         train_seconds = state.get("train_seconds", 0.0)
         log(f"resuming {task} from {ckpt.name}: {model.num_timesteps}/{total} steps")
     else:
-        log(f"training {task}: {total} steps, {n_envs} envs, seed {seed} -> {out}")
+        log(f"training {task}: {total} steps, {n_envs} envs ({vec_env}), learner on {model.device}, "
+            f"seed {seed} -> {out}")
 
     stop = {"signal": None}
 
@@ -257,6 +275,7 @@ def train_expert(task: str, out: str | os.PathLike, total_steps: int = 10_000_00
             t_iter = time.monotonic()
             steps0 = model.num_timesteps
             model.collect_rollouts(model.env, callback, model.rollout_buffer, n_rollout_steps=model.n_steps)
+            t_collect = time.monotonic() - t_iter
             model._update_current_progress_remaining(model.num_timesteps, total)
             model.train()
             recent.extend(float(info["r"]) for info in model.ep_info_buffer)
@@ -268,11 +287,11 @@ def train_expert(task: str, out: str | os.PathLike, total_steps: int = 10_000_00
             ret = float(np.mean(recent)) if recent else float("nan")
             with open(out / "progress.csv", "a", encoding="utf-8") as f:
                 if f.tell() == 0:
-                    f.write("steps,steps_per_s,mean_return_last20,train_seconds\n")
-                f.write(f"{model.num_timesteps},{sps:.1f},{ret:.2f},{train_seconds:.1f}\n")
+                    f.write("steps,steps_per_s,mean_return_last20,train_seconds,collect_fraction\n")
+                f.write(f"{model.num_timesteps},{sps:.1f},{ret:.2f},{train_seconds:.1f},{t_collect / dt:.3f}\n")
             if now - last_log_t > 30 or model.num_timesteps >= total:
                 log(f"{task} {model.num_timesteps:>10d}/{total} steps  {sps:7.0f} steps/s  "
-                    f"return(last {len(recent)}) {ret:7.1f}  lr {model.lr_schedule(model._current_progress_remaining):.2e}")
+                    f"return(last {len(recent)}) {ret:7.1f}  collect {t_collect / dt:4.0%}  lr {model.lr_schedule(model._current_progress_remaining):.2e}")
                 last_log_t = now
             extra = {"recent_returns": list(recent), "train_seconds": train_seconds}
             if stop["signal"]:
@@ -320,7 +339,7 @@ def policy_from_checkpoint(out: str | os.PathLike):
     ckpt = _latest_checkpoint(out)
     if ckpt is None:
         raise FileNotFoundError(f"{out} has no checkpoint")
-    sd = torch.load(ckpt / "policy.pt", weights_only=True)
+    sd = torch.load(ckpt / "policy.pt", map_location="cpu", weights_only=True)
     n = len(run["config"]["net_arch"])
     names = [f"mlp_extractor.policy_net.{2 * i}" for i in range(n)] + ["action_net"]
     with np.load(ckpt / "vecnormalize.npz") as z:

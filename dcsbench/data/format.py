@@ -12,7 +12,7 @@ Row schema (lossless): ``episode`` int32 (trajectory index in the split), ``step
 int64 (episode seed), ``obs`` fixed-size list of 12288 uint8 (the 64x64x3 frame seen before the
 action, HWC, flattened), ``action`` fixed-size list float32, ``reward`` float32, ``state``
 fixed-size list float32 (proprioceptive state; debug only). Frames are never lossy-compressed;
-shards use zstd.
+shards use zstd (level :data:`ZSTD_LEVEL`).
 
 With the ``datasets`` library::
 
@@ -45,6 +45,11 @@ SPLITS: tuple[str, ...] = ("train", "eval")
 #: Frame shape (H, W, C), uint8.
 FRAME_SHAPE = (registry.IMAGE_SIZE, registry.IMAGE_SIZE, 3)
 FRAME_BYTES = int(np.prod(FRAME_SHAPE))
+
+#: zstd level of the shards. Measured on 300 real cheetah-run frames (benchmarks/RESULTS-data.md):
+#: level 1 / 3 / 6 / 9 compress distractor frames 1.3x / 1.6x / 2.1x / 2.2x and clean frames
+#: 5.0x / 5.9x / 8.0x / 8.7x; 6 keeps writing at tens of MB/s per core.
+ZSTD_LEVEL = 6
 
 #: Target uncompressed bytes of frames per shard (a shard holds whole trajectories).
 SHARD_TARGET_BYTES = 256 * 1024 * 1024
@@ -186,7 +191,8 @@ def write_shard(path: Path, episodes: Iterable[tuple[int, dict]], schema) -> dic
     import pyarrow.parquet as pq
 
     rows = n = 0
-    with pq.ParquetWriter(str(path), schema, compression="zstd", use_dictionary=False,
+    with pq.ParquetWriter(str(path), schema, compression="zstd",
+                          compression_level=ZSTD_LEVEL, use_dictionary=False,
                           write_statistics=["episode", "step", "seed"]) as w:
         for idx, ep in episodes:
             table = episode_table(idx, ep, schema)

@@ -237,3 +237,24 @@ def test_torch_sampler_matches_semantics(views):
     np.testing.assert_array_equal(t0[:, 0], np.maximum(t0[:, 2] - 2, 0))
     assert t1[:, 2].max() <= 19
     np.testing.assert_array_equal(b["action"].numpy()[:, 1], t0[:, 2])
+
+
+@pytest.mark.gpu
+def test_torch_sampler_on_cuda(views):
+    torch = pytest.importorskip("torch")
+    if not torch.cuda.is_available():
+        pytest.skip("needs CUDA")
+    unlabeled, labeled = views
+    s = labeled.as_torch("cuda")
+    b = s.sample(4096, torch.Generator("cuda").manual_seed(0), max_offset=10)
+    assert b["obs"].is_cuda and b["obs"].dtype == torch.uint8 and b["obs"].shape == (4096, 64, 64, 9)
+    tr0, t0 = _decode(b["obs"].cpu().numpy())
+    tr1, t1 = _decode(b["next_obs"].cpu().numpy())
+    k = b["offset"].cpu().numpy()
+    assert set(np.unique(tr0)) == {4, 1} and (tr1 == tr0).all()
+    np.testing.assert_array_equal(t1[:, 2] - t0[:, 2], k)
+    np.testing.assert_array_equal(t0[:, 1], np.maximum(t0[:, 2] - 1, 0))
+    assert t1[:, 2].max() <= 19 and k.min() >= 1 and k.max() <= 10
+    np.testing.assert_array_equal(b["action"].cpu().numpy()[:, 1], t0[:, 2])
+    u = unlabeled.as_torch("cuda").sample(256, None, offset=2)
+    assert (u["offset"] == 2).all() and "action" not in u

@@ -16,6 +16,9 @@ from __future__ import annotations
 
 import numpy as np
 
+#: Frames copied to the device per step while building a :class:`TorchSampler` (~400 MB).
+UPLOAD_CHUNK = 32768
+
 
 class TorchSampler:
     """Samples stacked ``(o_t, o_{t+k})`` pairs (and ``a_t`` for labeled views) on a torch device.
@@ -35,8 +38,11 @@ class TorchSampler:
         starts = np.asarray(view._starts)
         lengths = np.asarray(view._lengths)
         idx = np.concatenate([np.arange(s, s + n) for s, n in zip(starts, lengths)])
-        compact = np.ascontiguousarray(view._frames[idx])
-        self._frames = torch.from_numpy(compact).to(self.device)
+        frames = view._frames
+        self._frames = torch.empty((len(idx), *frames.shape[1:]), dtype=torch.uint8, device=self.device)
+        for i in range(0, len(idx), UPLOAD_CHUNK):  # bounded host memory for large views
+            chunk = np.ascontiguousarray(frames[idx[i:i + UPLOAD_CHUNK]])
+            self._frames[i:i + len(chunk)] = torch.from_numpy(chunk).to(self.device)
         self._lengths = torch.from_numpy(lengths.copy()).to(self.device)
         cum = np.concatenate([[0], np.cumsum(lengths)])
         self._cum = torch.from_numpy(cum).to(self.device)

@@ -32,6 +32,8 @@ def register(sub) -> None:
     p.add_argument("--eval-episodes", type=int, default=20, help="episodes of the final evaluation")
     p.add_argument("--install", action="store_true",
                    help="when finished, copy the exported expert into dcsbench/experts/")
+    p.add_argument("--stop-at", type=int, default=None,
+                   help="pause at this many steps and export (reproduces an intermediate expert)")
     p.add_argument("--export-only", action="store_true",
                    help="export (and evaluate) the last checkpoint now, without training")
     p.set_defaults(func=_train)
@@ -76,8 +78,8 @@ def _train(args: argparse.Namespace) -> int:
                                     max_minutes=args.max_minutes,
                                     checkpoint_minutes=args.checkpoint_minutes, config=cfg,
                                     eval_episodes=args.eval_episodes, vec_env=args.vec_env,
-                                    device=args.device)
-    if status["finished"] and args.install:
+                                    device=args.device, stop_at=args.stop_at)
+    if (status["finished"] or status.get("export")) and args.install:
         for path in train.install_export(out):
             print(f"installed {path}")
     return 0
@@ -120,5 +122,11 @@ def _collect(args: argparse.Namespace) -> int:
     paths = collect_episodes(args.task, args.setting, args.source, args.pool, seeds, args.out,
                              workers=args.workers, davis_dir=args.davis_dir, policy=args.policy,
                              episode_length=args.episode_length, progress=True)
-    print(f"{len(paths)} episodes in {args.out}/episodes")
+    import json
+    from pathlib import Path
+
+    summary = json.loads((Path(args.out) / "collect.json").read_text(encoding="utf-8"))
+    rate = summary["last_run"]["frames_per_second"]
+    print(f"{len(paths)} episodes in {args.out}/episodes; mean return {summary['mean_return']:.1f} "
+          f"+- {summary['std_return']:.1f}" + (f"; {rate:.0f} frames/s" if rate else ""))
     return 0

@@ -194,7 +194,8 @@ def canonical_command(task: str, total_steps: int, n_envs: int, seed: int) -> st
 def train_expert(task: str, out: str | os.PathLike, total_steps: int = 10_000_000, n_envs: int = 8,
                  seed: int = 0, max_minutes: float | None = None, checkpoint_minutes: float = 3.0,
                  config: PPOConfig | None = None, log=print, export: bool = True,
-                 eval_episodes: int = 20, vec_env: str = "subproc", device: str = "cpu") -> dict:
+                 eval_episodes: int = 20, vec_env: str = "subproc", device: str = "cpu",
+                 stop_at: int | None = None) -> dict:
     """Train (or resume) a PPO expert for ``task`` in folder ``out``.
 
     Re-running with the same folder resumes from its last checkpoint and continues to
@@ -204,6 +205,8 @@ def train_expert(task: str, out: str | os.PathLike, total_steps: int = 10_000_00
     ``.json`` and ``.md`` with a deterministic ``eval_episodes``-episode evaluation.
     ``vec_env`` (``subproc`` or ``dummy``) changes speed only, never results; ``device``
     (``cpu``/``cuda``) runs the learner on a GPU (results then differ in the last bits).
+    ``stop_at`` pauses (and exports) at that many steps, mid-schedule: the way to reproduce an
+    expert that was exported from an intermediate checkpoint.
 
     Returns a status dict: ``num_timesteps``, ``total_steps``, ``finished``, ``checkpoint``.
     """
@@ -238,6 +241,7 @@ def train_expert(task: str, out: str | os.PathLike, total_steps: int = 10_000_00
     run["total_steps"] = total
     run["command"] = canonical_command(task, total, n_envs, seed)
 
+    atomic_write_text(run_file, json.dumps(run, indent=2) + "\n")  # a killed run stays resumable
     torch.set_num_threads(cfg.torch_threads)
     ckpt = _latest_checkpoint(out)
     done_steps = json.loads((ckpt / "state.json").read_text())["num_timesteps"] if ckpt else 0
@@ -271,7 +275,8 @@ def train_expert(task: str, out: str | os.PathLike, total_steps: int = 10_000_00
                                                  reset_num_timesteps=False)
         assert total_arg == total
         callback.on_training_start(locals(), globals())
-        while model.num_timesteps < total:
+        limit = total if stop_at is None else min(total, int(stop_at))
+        while model.num_timesteps < limit:
             t_iter = time.monotonic()
             steps0 = model.num_timesteps
             model.collect_rollouts(model.env, callback, model.rollout_buffer, n_rollout_steps=model.n_steps)
@@ -298,7 +303,7 @@ def train_expert(task: str, out: str | os.PathLike, total_steps: int = 10_000_00
                 reason = stop["signal"]
                 break
             if max_minutes is not None and (now - t_start) + 1.5 * dt + 5 > 60 * max_minutes \
-                    and model.num_timesteps < total:
+                    and model.num_timesteps < limit:
                 reason = "time limit"
                 break
             if now - last_ckpt_t > 60 * checkpoint_minutes:
@@ -311,6 +316,7 @@ def train_expert(task: str, out: str | os.PathLike, total_steps: int = 10_000_00
             signal.signal(s, h)
         env.close()
     finished = model.num_timesteps >= total
+    stopped_at = stop_at is not None and model.num_timesteps >= min(total, int(stop_at))
     chunk.update(end_steps=int(model.num_timesteps), reason=reason,
                  seconds=round(time.monotonic() - t_start, 1))
     run["chunks"].append(chunk)
@@ -318,10 +324,10 @@ def train_expert(task: str, out: str | os.PathLike, total_steps: int = 10_000_00
     atomic_write_text(run_file, json.dumps(run, indent=2) + "\n")
     status = {"num_timesteps": int(model.num_timesteps), "total_steps": total,
               "finished": finished, "checkpoint": str(ckpt)}
-    if finished:
+    if finished or stopped_at:
         if export:
             status["export"] = str(export_run(out, eval_episodes=eval_episodes, log=log))
-        log(f"finished: {model.num_timesteps} steps")
+        log(f"{'finished' if finished else 'stopped'}: {model.num_timesteps} steps")
     else:
         log(f"paused ({reason}) at {model.num_timesteps}/{total} steps; "
             f"re-run the same command to resume")
@@ -375,7 +381,8 @@ def export_run(out: str | os.PathLike, eval_episodes: int = 20, log=print) -> Pa
         "task": task,
         "algorithm": f"PPO (stable-baselines3 {stable_baselines3.__version__})",
         "steps": steps, "seed": run["seed"], "n_envs": run["n_envs"],
-        "command": run["command"], "hyperparameters": run["config"],
+        "command": run["command"] + (f" --stop-at {steps}" if steps < run["total_steps"] else ""),
+        "total_steps_of_run": run["total_steps"], "hyperparameters": run["config"],
         "train_seconds": run.get("train_seconds"),
         "state_dim": policy.state_dim, "action_dim": policy.action_dim,
         "eval": {"episodes": len(seeds), "seeds": seeds, "returns": [round(r, 3) for r in returns],

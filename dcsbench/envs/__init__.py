@@ -7,7 +7,9 @@
 
 Importing this module registers the Gymnasium ids ``dcsbench/{task}-{setting}-v1`` (e.g.
 ``gym.make("dcsbench/cheetah-run-distractors-v1", backgrounds="novel")``). Rendering is headless
-through EGL unless ``MUJOCO_GL`` is already set.
+through EGL unless ``MUJOCO_GL`` is already set. For multiprocessing use the ``spawn`` start
+method: an EGL context does not survive ``fork`` (a forked child that renders hangs - this holds
+for plain dm_control too).
 """
 
 from __future__ import annotations

@@ -76,7 +76,8 @@ class DCSEnv(gym.Env):
         self._env = suite.load(domain, task_name, task_kwargs={"time_limit": float("inf")})
         self._physics = self._env.physics
         camera_id = CAMERA_ID[domain]
-        self._renderer = FastRenderer(self._physics, size=size, camera_id=camera_id)
+        self._renderer = FastRenderer(self._physics, size=size, camera_id=camera_id,
+                                      share_key=domain)
         self.distractors = setting == "distractors"
         if self.distractors:
             self._player = BackgroundPlayer(get_source(source, davis_dir, size), backgrounds)

@@ -13,11 +13,26 @@ geom was hit are replaced by the video frame in image space (:mod:`dcsbench.envs
 
 from __future__ import annotations
 
+import os
+
 import mujoco
 import numpy as np
 from dm_control.mujoco import wrapper
 
 _FLAGS = mujoco.mjtRndFlag
+
+#: GL + MuJoCo render contexts shared by all renderers of one process with the same share key.
+_SHARED_CONTEXTS: dict = {}
+
+
+def _make_contexts(model):
+    """An OpenGL context and a MuJoCo render context for ``model`` (as dm_control makes them)."""
+    from dm_control import _render
+    from dm_control.mujoco.engine import Contexts
+
+    gl = _render.Renderer(max_width=model.vis.global_.offwidth,
+                          max_height=model.vis.global_.offheight)
+    return Contexts(gl=gl, mujoco=wrapper.MjrContext(model, gl))
 
 
 class FastRenderer:
@@ -28,6 +43,11 @@ class FastRenderer:
             the renderer before anything else touches ``physics.contexts``).
         size: image height and width in pixels.
         camera_id: index of the fixed camera in the model (camera 0 in the protocol).
+        share_key: renderers created with the same (hashable) key in one process share one GL
+            context and MuJoCo render context (built from the first model), which saves ~50 MB
+            and ~0.5 s per additional environment. Only share between *identical* models (same
+            task); colours may differ, they are read at every scene update. ``None``: use the
+            physics' own contexts.
         mesh_quality: ``(numslices, numstacks)`` of MuJoCo's built-in capsule/sphere/cylinder
             meshes. The default (16, 8) instead of MuJoCo's (28, 16) makes humanoid rendering
             ~1.5x faster on a software rasteriser; measured difference at 64x64: mean absolute
@@ -40,11 +60,15 @@ class FastRenderer:
     scene's GL cameras.
     """
 
-    def __init__(self, physics, size: int = 64, camera_id: int = 0,
+    def __init__(self, physics, size: int = 64, camera_id: int = 0, share_key=None,
                  mesh_quality: tuple[int, int] | None = (16, 8)):
         model = physics.model
         # Must happen before the GL context (its offscreen buffer and built-in meshes) exists.
         model.vis.quality.offsamples = 0
+        # A 64x64 offscreen buffer instead of the model's 640x480 saves memory per env
+        # (``physics.render`` of larger images is then unavailable on this physics).
+        model.vis.global_.offwidth = size
+        model.vis.global_.offheight = size
         if mesh_quality is not None:
             model.vis.quality.numslices, model.vis.quality.numstacks = mesh_quality
         self.physics = physics
@@ -68,12 +92,20 @@ class FastRenderer:
         self.rgb = self._rgb
         self.background = None
         self.floor = None
-        with physics.contexts.gl.make_current() as ctx:
+        if share_key is None:
+            self.contexts = physics.contexts
+        else:
+            # The pid keeps a forked child from using its parent's (unusable) GL context.
+            key = (os.getpid(), share_key, size, mesh_quality)
+            if key not in _SHARED_CONTEXTS:
+                _SHARED_CONTEXTS[key] = _make_contexts(model)
+            self.contexts = _SHARED_CONTEXTS[key]
+        with self.contexts.gl.make_current() as ctx:
             ctx.call(mujoco.mjr_setBuffer, mujoco.mjtFramebuffer.mjFB_OFFSCREEN,
-                     physics.contexts.mujoco.ptr)
+                     self.contexts.mujoco.ptr)
 
     def _draw(self, segmentation: bool) -> None:
-        con = self.physics.contexts.mujoco.ptr
+        con = self.contexts.mujoco.ptr
         mujoco.mjr_render(self._rect, self._scene.ptr, con)
         mujoco.mjr_readPixels(self._rgb, None, self._rect, con)
         if segmentation:
@@ -101,7 +133,7 @@ class FastRenderer:
                                self._scene.ptr)
         if self.camera_hook is not None:
             self.camera_hook(self._scene.camera, physics)
-        with physics.contexts.gl.make_current() as ctx:
+        with self.contexts.gl.make_current() as ctx:
             ctx.call(self._draw, segmentation)
         # OpenGL's first row is the bottom of the image.
         self.rgb = self._rgb[::-1].copy()

@@ -25,13 +25,15 @@ import dataclasses
 import json
 import math
 import os
+import queue
 import random
 import tempfile
+import threading
 import time
 import typing
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import Any, Callable, Iterable, Iterator
 
 import numpy as np
 import torch
@@ -108,6 +110,8 @@ def _coerce(value: Any, tp: Any, where: str) -> Any:
             raise ValueError(f"config {where}: expected a number, got {value!r}")
         value = float(value)
     elif tp is str:
+        if isinstance(value, bool):  # YAML reads true/false unquoted
+            value = "true" if value else "false"
         if not isinstance(value, str):
             raise ValueError(f"config {where}: expected a string, got {value!r}")
     elif origin is dict and not isinstance(value, dict):
@@ -220,7 +224,7 @@ class TransitionSampler:
         self.n_transitions = int((self.lengths - 1).sum())
         self.actions = np.concatenate([view.actions(i) for i in range(view.n_trajectories)]) if labeled else None
         nbytes = int(self.cum[-1]) * self.frames[0][0].nbytes
-        mode = runtime.cfg.data_on_device
+        mode = check_choice("runtime.data_on_device", runtime.cfg.data_on_device, ("auto", "true", "false"))
         self.on_device = runtime.cuda and (mode == "true" or (
             mode == "auto" and nbytes < runtime.cfg.data_on_device_max_gb * 2**30))
         if self.on_device:
@@ -228,8 +232,6 @@ class TransitionSampler:
                                      device=runtime.device)
             for i, f in enumerate(self.frames):
                 self.store[self.cum[i]:self.cum[i + 1]] = torch.from_numpy(np.ascontiguousarray(f)).to(runtime.device)
-        if labeled:
-            self.actions_t = torch.from_numpy(self.actions).to(runtime.device)
 
     def draw(self, n: int, rng: np.random.Generator, max_offset: int = 1) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Random ``(traj, t, k)``: k uniform in ``1..max_offset``, frames equally likely, ``t+k <= T-1``."""
@@ -240,40 +242,102 @@ class TransitionSampler:
         t = (rng.random(n) * (self.lengths[traj] - k)).astype(np.int64)
         return traj, t, k
 
-    def stacks(self, traj: np.ndarray, t: np.ndarray) -> torch.Tensor:
-        """uint8 ``(B, 64, 64, 3 * frame_stack)`` stacks of steps ``t`` of trajectories ``traj``, on device."""
+    def _frame_index(self, t: np.ndarray) -> np.ndarray:
+        """``(B, S)`` in-trajectory frame indices of the stacks ending at steps ``t``."""
         back = np.arange(-(self.frame_stack - 1), 1)
-        idx = np.maximum(t[:, None] + back[None], 0)  # (B, S) frame indices within each trajectory
-        if self.on_device:
-            g = torch.from_numpy(idx + self.cum[traj][:, None]).to(self.runtime.device, non_blocking=True)
-            x = self.store[g]  # (B, S, H, W, C)
-        else:
-            x = torch.from_numpy(np.stack([self.frames[tr][ix] for tr, ix in zip(traj, idx)]))
-            if self.runtime.cuda:
-                x = x.pin_memory().to(self.runtime.device, non_blocking=True)
+        return np.maximum(t[:, None] + back[None], 0)
+
+    def _to_stacks(self, x: torch.Tensor) -> torch.Tensor:
+        """``(B, S, H, W, C)`` frames -> ``(B, H, W, S * C)`` stacks (oldest frame first)."""
         b, s, h, w, c = x.shape
         return x.permute(0, 2, 3, 1, 4).reshape(b, h, w, s * c)
 
-    def sample(self, n: int, rng: np.random.Generator, max_offset: int = 1,
-               keys: Iterable[str] = ("obs", "next_obs")) -> dict[str, torch.Tensor]:
-        """A batch with the requested ``keys`` among ``obs`` (o_t), ``next_obs`` (o_{t+1}),
-        ``future_obs`` (o_{t+k}), ``action`` (a_t, labeled only), ``offset`` (k); ``index`` = (traj, t)."""
-        traj, t, k = self.draw(n, rng, max_offset)
+    def stacks(self, traj: np.ndarray, t: np.ndarray) -> torch.Tensor:
+        """uint8 ``(B, 64, 64, 3 * frame_stack)`` stacks of steps ``t`` of trajectories ``traj``, on device."""
+        return self.sample_at(traj, t, np.ones_like(t), ("obs",))["obs"]
+
+    def sample_at(self, traj: np.ndarray, t: np.ndarray, k: np.ndarray, keys: Iterable[str],
+                  to_device: bool = True) -> dict[str, Any]:
+        """The batch of :meth:`sample` for given ``(traj, t, k)``. With ``to_device=False`` (host
+        gathering only) tensors stay on the host (pinned on CUDA machines): see :meth:`to_device`."""
+        keys = tuple(keys)
+        steps = {"obs": t, "next_obs": t + 1, "future_obs": t + k}
+        unknown = [key for key in keys if key not in (*steps, "action", "offset")]
+        if unknown:
+            raise ValueError(f"unknown batch keys {unknown}; valid: obs, next_obs, future_obs, action, offset")
+        img = [key for key in keys if key in steps]
         out: dict[str, Any] = {"index": np.stack([traj, t], 1)}
-        for key in keys:
-            if key == "obs":
-                out[key] = self.stacks(traj, t)
-            elif key == "next_obs":
-                out[key] = self.stacks(traj, t + 1)
-            elif key == "future_obs":
-                out[key] = self.stacks(traj, t + k)
-            elif key == "action":
-                out[key] = self.actions_t[torch.from_numpy(self.cum[traj] + t).to(self.runtime.device)]
-            elif key == "offset":
-                out[key] = torch.from_numpy(k).to(self.runtime.device)
+        if img:
+            idx = np.concatenate([self._frame_index(steps[key]) for key in img], axis=1)
+            if self.on_device:
+                g = torch.from_numpy(idx + self.cum[traj][:, None]).to(self.runtime.device, non_blocking=True)
+                x = self.store[g]  # (B, n_keys * S, H, W, C)
             else:
-                raise ValueError(f"unknown batch key {key!r}")
-        return out
+                x = torch.from_numpy(np.stack([self.frames[tr][ix] for tr, ix in zip(traj, idx)]))
+                if self.runtime.cuda:
+                    x = x.pin_memory()
+            for key, part in zip(img, x.split(self.frame_stack, dim=1)):
+                out[key] = self._to_stacks(part)
+        if "action" in keys:
+            out["action"] = torch.from_numpy(self.actions[self.cum[traj] + t])
+        if "offset" in keys:
+            out["offset"] = torch.from_numpy(k)
+        return self.to_device(out) if to_device else out
+
+    def to_device(self, batch: dict[str, Any]) -> dict[str, Any]:
+        """Move a batch's tensors to the runtime device (non-blocking)."""
+        dev = self.runtime.device
+        return {k: v.to(dev, non_blocking=True) if torch.is_tensor(v) else v for k, v in batch.items()}
+
+    def sample(self, n: int, rng: np.random.Generator, max_offset: int = 1,
+               keys: Iterable[str] = ("obs", "next_obs"), to_device: bool = True) -> dict[str, Any]:
+        """A batch with the requested ``keys`` among ``obs`` (o_t), ``next_obs`` (o_{t+1}),
+        ``future_obs`` (o_{t+k}), ``action`` (a_t, labeled only), ``offset`` (k); ``index`` = (traj, t)
+        as numpy. Image stacks are uint8 ``(B, 64, 64, 9)`` tensors on the device."""
+        traj, t, k = self.draw(n, rng, max_offset)
+        return self.sample_at(traj, t, k, keys, to_device)
+
+    def stream(self, n: int, rng: np.random.Generator, max_offset: int = 1,
+               keys: Iterable[str] = ("obs", "next_obs"), prefetch: bool | None = None) -> Iterator[dict]:
+        """Endless batches of :meth:`sample` drawn with a child generator of ``rng``.
+
+        ``prefetch`` (default: when frames are gathered on the host for a CUDA device) gathers
+        the next batches in a background thread so that the GPU does not wait for the host. The
+        batches are the same with and without prefetching (one producer, its own generator).
+        """
+        child = np.random.default_rng(int(rng.integers(2**63)))
+        keys = tuple(keys)
+        if prefetch is None:
+            prefetch = self.runtime.cuda and not self.on_device
+        if not prefetch:
+            while True:
+                yield self.sample(n, child, max_offset, keys)
+        q: queue.Queue = queue.Queue(maxsize=3)
+        stop = threading.Event()
+
+        def produce() -> None:
+            try:
+                while not stop.is_set():
+                    item = self.sample(n, child, max_offset, keys, to_device=False)
+                    while not stop.is_set():
+                        try:
+                            q.put(item, timeout=0.1)
+                            break
+                        except queue.Full:
+                            continue
+            except BaseException as err:  # noqa: BLE001 - re-raised in the consumer
+                q.put(err)
+
+        thread = threading.Thread(target=produce, daemon=True, name="batch-prefetch")
+        thread.start()
+        try:
+            while True:
+                item = q.get()
+                if isinstance(item, BaseException):
+                    raise item
+                yield self.to_device(item)
+        finally:
+            stop.set()
 
 
 def epochs_to_updates(epochs: float, n_transitions: int, batch_size: int) -> int:
@@ -469,9 +533,10 @@ def fit_actor(tag: str, actor: nn.Module, sampler: TransitionSampler, keys: tupl
     warmup = epochs_to_updates(stage.warmup_epochs, sampler.n_transitions, stage.batch_size)
     net = runtime.maybe_compile(actor)
     actor.train()
+    batches = sampler.stream(stage.batch_size, rng, keys=keys)
 
     def step(i: int):
-        batch = sampler.sample(stage.batch_size, rng, keys=keys)
+        batch = next(batches)
         with torch.no_grad():
             target = target_fn(batch).float()
         loss = F.mse_loss(net(runtime.to_input(batch["obs"])).float(), target)
@@ -488,9 +553,10 @@ def fit_decoder(decoder: nn.Module, actor: nn.Module, sampler: TransitionSampler
     for p in actor.parameters():
         p.requires_grad_(False)
     decoder.train()
+    batches = sampler.stream(stage.batch_size, rng, keys=("obs", "action"))
 
     def step(i: int):
-        batch = sampler.sample(stage.batch_size, rng, keys=("obs", "action"))
+        batch = next(batches)
         with torch.no_grad():
             z = actor(runtime.to_input(batch["obs"])).float()
         loss = F.mse_loss(decoder(z).float(), batch["action"])

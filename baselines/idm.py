@@ -76,9 +76,10 @@ class IDMAgent(BaselineAgent):
         rt, c = self.runtime, self.cfg.idm
         idm = self.nets["idm"].train()
         net = rt.maybe_compile(idm)
+        batches = lab.stream(c.batch_size, rng, keys=("obs", "next_obs", "action"))
 
         def step(i: int):
-            b = lab.sample(c.batch_size, rng, keys=("obs", "next_obs", "action"))
+            b = next(batches)
             loss = F.mse_loss(net(rt.to_input(b["obs"]), rt.to_input(b["next_obs"])).float(), b["action"])
             return loss, {"mse": loss}
 

@@ -138,13 +138,16 @@ class LAOMAgent(BaselineAgent):
         aug = Augmenter(c.aug_shift_px, c.aug_rotate_deg, c.aug_perspective) if c.augment else None
         gen = torch.Generator(rt.device).manual_seed(seed)
         target_key = "next_obs" if c.fdm_target == "next" else "future_obs"
+        batches = unl.stream(c.batch_size, rng, c.max_offset, keys=("obs", "future_obs", target_key))
+        n_lab = c.labeled_batch_size if c.supervised else c.probe_batch_size
+        lab_batches = lab.stream(n_lab, rng, c.max_offset, keys=("obs", "future_obs", "action"))
 
         def inputs(batch, keys):
             xs = [rt.to_input(batch[k]) for k in keys]
             return aug(*xs, generator=gen) if aug is not None else xs
 
         def step(i: int):
-            batch = unl.sample(c.batch_size, rng, c.max_offset, keys=("obs", "future_obs", target_key))
+            batch = next(batches)
             obs, fut, tgt = inputs(batch, ("obs", "future_obs", target_key))
             z, emb, emb_tgt = net(obs, fut, tgt if c.supervised else None)
             if c.supervised:
@@ -156,8 +159,7 @@ class LAOMAgent(BaselineAgent):
             loss = F.mse_loss(pred.float(), target.float())
             metrics = {"fdm_mse": loss}
             if c.supervised or i % c.probe_every == 0:
-                n = c.labeled_batch_size if c.supervised else c.probe_batch_size
-                lb = lab.sample(n, rng, c.max_offset, keys=("obs", "future_obs", "action"))
+                lb = next(lab_batches)
                 with torch.set_grad_enabled(c.supervised):
                     z_lab = net(*inputs(lb, ("obs", "future_obs")))[0]
                 if c.supervised:

@@ -121,15 +121,17 @@ class LAPOAgent(BaselineAgent):
         model, probe = self.nets["lam"].train(), self.nets["probe"]
         net = rt.maybe_compile(model)
         target_key = "next_obs" if c.fdm_target == "next" else "future_obs"
+        batches = unl.stream(c.batch_size, rng, c.max_offset, keys=("obs", "future_obs", target_key))
+        lab_batches = lab.stream(c.probe_batch_size, rng, c.max_offset, keys=("obs", "future_obs", "action"))
 
         def step(i: int):
-            batch = unl.sample(c.batch_size, rng, c.max_offset, keys=("obs", "future_obs", target_key))
+            batch = next(batches)
             pred, z, vq_loss = net(rt.to_input(batch["obs"]), rt.to_input(batch["future_obs"]))
             recon = F.mse_loss(pred.float(), rt.to_input(batch[target_key]))
             loss = recon + vq_loss
             metrics = {"recon_mse": recon, "vq_loss": vq_loss}
             if i % c.probe_every == 0:
-                lb = lab.sample(c.probe_batch_size, rng, c.max_offset, keys=("obs", "future_obs", "action"))
+                lb = next(lab_batches)
                 with torch.no_grad():
                     z_lab = model.latent(rt.to_input(lb["obs"]), rt.to_input(lb["future_obs"]))[0]
                 metrics["probe_mse"] = probe.loss(z_lab, lb["action"])

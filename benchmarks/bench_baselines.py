@@ -43,7 +43,7 @@ class _Clock:
 
 
 def run_method(method: str, preset: str, device: str, compile_: bool, batch: int | None,
-               warmup: int, steps: int) -> list[dict]:
+               warmup: int, steps: int, data_on_device: str = "auto") -> list[dict]:
     """Time every stage of ``method``; returns one row per stage."""
     import numpy as np
     import torch
@@ -62,7 +62,8 @@ def run_method(method: str, preset: str, device: str, compile_: bool, batch: int
     spec = EnvSpec("walker-run", "distractors", (64, 64, 9), (64, 64, 3), 3, 6)
     n = warmup + steps
     sections = baselines.load_config(method, preset)
-    over = {"runtime.device": device, "runtime.compile": compile_, "runtime.log_every": 1}
+    over = {"runtime.device": device, "runtime.compile": compile_, "runtime.log_every": 1,
+            "runtime.data_on_device": data_on_device}
     for sec in ("lam", "bc", "idm", "decoder"):
         if sec in sections and batch:
             over[f"{sec}.batch_size"] = batch
@@ -114,7 +115,7 @@ def run_method(method: str, preset: str, device: str, compile_: bool, batch: int
         timed = ts[-1] - ts[warmup - 1] if warmup >= 1 else ts[-1] - t0
         k = len(ts) - warmup
         rows.append({"method": method, "stage": stage, "preset": preset, "device": device,
-                     "compile": compile_, "batch": bs, "timed_updates": k,
+                     "compile": compile_, "data_on_device": unl.on_device, "batch": bs, "timed_updates": k,
                      "updates_per_s": k / timed, "samples_per_s": k * bs / timed,
                      "first_update_s": ts[0] - t0,
                      "params_M": round(agent.param_breakdown().get(
@@ -134,6 +135,8 @@ def main(argv=None) -> int:
     p.add_argument("--warmup", type=int, default=None, help="untimed updates per stage (default 1, 5 with --compile)")
     p.add_argument("--steps", type=int, default=None, help="timed updates per stage (default: 20 cuda/tiny, 2 paper cpu)")
     p.add_argument("--timeout", type=float, default=900, help="seconds per method")
+    p.add_argument("--data-on-device", default="auto", choices=["auto", "true", "false"],
+                   help="gather frames on the GPU (auto: when they fit) or on the host")
     p.add_argument("--json", default=None, help="write all rows to this JSON file")
     p.add_argument("--worker", default=None, help=argparse.SUPPRESS)
     args = p.parse_args(argv)
@@ -142,7 +145,8 @@ def main(argv=None) -> int:
     warmup = args.warmup if args.warmup is not None else (5 if args.compile else 1)
     steps = args.steps if args.steps is not None else (2 if paper_cpu else 20)
     if args.worker:
-        rows = run_method(args.worker, args.preset, args.device, args.compile, batch, warmup, steps)
+        rows = run_method(args.worker, args.preset, args.device, args.compile, batch, warmup, steps,
+                          args.data_on_device)
         print("ROWS " + json.dumps(rows), flush=True)
         return 0
     from baselines import BASELINES
@@ -151,10 +155,11 @@ def main(argv=None) -> int:
     methods = [check_choice("method", m.strip(), BASELINES) for m in args.methods.split(",") if m.strip()]
     all_rows = []
     print(f"# bench_baselines: device={args.device} preset={args.preset} compile={args.compile} "
-          f"batch={batch or 'preset'} warmup={warmup} steps={steps}", flush=True)
+          f"batch={batch or 'preset'} warmup={warmup} steps={steps} data_on_device={args.data_on_device}", flush=True)
     for m in methods:
         cmd = [sys.executable, os.path.abspath(__file__), "--worker", m, "--device", args.device,
-               "--preset", args.preset, "--warmup", str(warmup), "--steps", str(steps)]
+               "--preset", args.preset, "--warmup", str(warmup), "--steps", str(steps),
+               "--data-on-device", args.data_on_device]
         if batch:
             cmd += ["--batch", str(batch)]
         if args.compile:
@@ -180,8 +185,10 @@ def main(argv=None) -> int:
         print(f"| {r['method']} | {r['stage']} | {r['batch']} | {r['samples_per_s']:.1f} | "
               f"{r['updates_per_s']:.3f} | {r['params_M']} |")
     if args.json:
-        from dcsbench.results import atomic_write_text
-        atomic_write_text(args.json, json.dumps(all_rows, indent=2))
+        tmp = args.json + ".tmp"
+        with open(tmp, "w", encoding="utf-8") as f:
+            json.dump(all_rows, f, indent=2)
+        os.replace(tmp, args.json)
     return 0
 
 

@@ -149,6 +149,19 @@ def test_sampler_stacks_match_the_view_semantics(views):
     np.testing.assert_array_equal(b["action"].numpy(), expect)
 
 
+def test_prefetched_stream_gives_the_same_batches(views):
+    unlabeled, _ = views
+    sampler = TransitionSampler(unlabeled, Runtime(RuntimeConfig(device="cpu")))
+    keys = ("obs", "next_obs", "future_obs")
+    plain = sampler.stream(8, np.random.default_rng(5), 3, keys, prefetch=False)
+    threaded = sampler.stream(8, np.random.default_rng(5), 3, keys, prefetch=True)
+    for _ in range(4):
+        a, b = next(plain), next(threaded)
+        for key in keys:
+            assert torch.equal(a[key], b[key])
+    threaded.close()
+
+
 def test_augmenter_applies_one_transform_per_sample_to_all_frames():
     g = torch.Generator().manual_seed(0)
     x = torch.rand(4, 9, 64, 64)

@@ -1,0 +1,239 @@
+"""Tiny-tier study of the five baselines (issue 6's "must show").
+
+Runs the protocol (``dcsbench.protocol.evaluate``) for every (method, budget, seed) on one tiny
+dataset - by default ``cheetah-run-distractors-tiny``, budgets 2 and 8, seeds 0 1 2, the
+``tiny`` preset of every baseline - in parallel worker processes, then writes:
+
+* ``docs/tiny_study.csv`` - one row per run (returns, normalized scores, probe MSE on ``eval``),
+* ``docs/tiny_study.md`` - mean +- std over seeds per (method, budget), and the run settings,
+* ``docs/tiny_study.png`` - normalized score per method and budget, and probe MSE on ``eval``
+  for the latent-action methods.
+
+Records go to ``--records`` (default ``docs/tiny_study_records/``); finished runs are skipped,
+so the study resumes after an interruption. Nothing is faked: every number comes from a record.
+
+    python benchmarks/tiny_study.py --workers 2                    # 2-core CPU
+    python benchmarks/tiny_study.py --workers 12 --device cuda     # 16-core GPU machine
+    python benchmarks/tiny_study.py --report-only                  # re-aggregate existing records
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import io
+import os
+import sys
+import time
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+METHODS = ("bc", "idm", "lapo", "laom", "laom-sup")
+LAM_METHODS = ("lapo", "laom", "laom-sup")
+
+
+def run_one(method: str, dataset: str, budget: int, seed: int, records: str, device: str,
+            threads: int, n_episodes: int, num_envs: int, sets: list[str]) -> tuple[str, int, int, float, str]:
+    """Fit + evaluate one run in this (worker) process; returns ``(method, budget, seed, s, msg)``."""
+    os.environ.setdefault("MUJOCO_GL", "egl")
+    import torch
+
+    torch.set_num_threads(threads)
+    import baselines
+    from dcsbench.protocol import evaluate
+
+    t0 = time.time()
+    cfg = baselines.load_config(method, "tiny")
+    over = [f"runtime.device={device}"] + [s for s in sets if s.split(".")[0] in cfg]
+    agent = baselines.make_agent(method, "tiny", **baselines.parse_overrides(over))
+    rec = evaluate(agent, dataset, budget, seed, out=records, n_episodes=n_episodes,
+                   num_envs=num_envs, progress=False, verbose=False)
+    score = rec.primary.normalized_score
+    msg = f"return {rec.primary.mean_return:.1f}" + (f", score {score:.3f}" if score is not None else "")
+    if "probe_mse_eval" in rec.offline_metrics:
+        msg += f", probe_mse_eval {rec.offline_metrics['probe_mse_eval']:.4f}"
+    return method, budget, seed, time.time() - t0, msg
+
+
+def collect_rows(records: Path, dataset: str) -> list[dict]:
+    """One row per record of ``dataset`` under ``records``."""
+    from dcsbench.results import load_record
+
+    rows = []
+    for path in sorted(records.rglob("*.json")):
+        if ".work" in path.parts:
+            continue
+        try:
+            r = load_record(path)
+        except Exception:  # noqa: BLE001 - not a record (or a partial file): skip it
+            continue
+        if r.dataset.name != dataset:
+            continue
+        gen = r.generalization
+        rows.append({
+            "method": r.method.name, "budget": r.budget, "seed": r.seed,
+            "mean_return": r.primary.mean_return, "normalized_score": r.primary.normalized_score,
+            "novel_mean_return": gen.mean_return if gen else None,
+            "novel_normalized_score": gen.normalized_score if gen else None,
+            "probe_mse_eval": r.offline_metrics.get("probe_mse_eval"),
+            "probe_mse_labeled": r.offline_metrics.get("probe_mse_labeled"),
+            "action_var_eval": r.offline_metrics.get("action_var_eval"),
+            "fit_seconds": r.stage_seconds.get("fit"), "num_parameters": r.method.num_parameters,
+            "episodes": len(r.primary.returns), "protocol_compliant": r.protocol_compliant})
+    return rows
+
+
+def _stats(values: list) -> tuple[float, float, int] | None:
+    import numpy as np
+
+    v = [x for x in values if x is not None]
+    if not v:
+        return None
+    return float(np.mean(v)), float(np.std(v)), len(v)
+
+
+def _fmt(s, digits=3) -> str:
+    return "-" if s is None else f"{s[0]:.{digits}f} ± {s[1]:.{digits}f} (n={s[2]})"
+
+
+def write_report(rows: list[dict], dataset: str, docs: Path, settings: str) -> None:
+    """Write the CSV, markdown table and plot of ``rows`` into ``docs``."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from dcsbench.results import atomic_write_text
+
+    docs.mkdir(parents=True, exist_ok=True)
+    buf = io.StringIO()
+    fields = list(rows[0]) if rows else ["method"]
+    w = csv.DictWriter(buf, fieldnames=fields)
+    w.writeheader()
+    w.writerows(sorted(rows, key=lambda r: (r["method"], r["budget"], r["seed"])))
+    atomic_write_text(docs / "tiny_study.csv", buf.getvalue())
+
+    budgets = sorted({r["budget"] for r in rows})
+    methods = [m for m in METHODS if any(r["method"] == m for r in rows)]
+    cell = {(m, b): [r for r in rows if r["method"] == m and r["budget"] == b] for m in methods for b in budgets}
+    score_key = "normalized_score" if any(r["normalized_score"] is not None for r in rows) else "mean_return"
+    lines = [f"# Tiny-tier study: {dataset}", "", settings, "",
+             f"Mean ± std over seeds. Score column: `{score_key}` of the primary evaluation (train "
+             "backgrounds); `novel` = generalization evaluation (novel backgrounds); probe MSE = "
+             "harness ridge probe latent -> action fitted on the labeled view, scored on the eval "
+             "split (novel backgrounds); lower is better.", "",
+             "| method | budget | " + score_key + " | novel " + score_key + " | probe MSE (eval) | fit s |",
+             "|---|---:|---:|---:|---:|---:|"]
+    for m in methods:
+        for b in budgets:
+            rs = cell[(m, b)]
+            nkey = "novel_" + score_key
+            lines.append(f"| {m} | {b} | {_fmt(_stats([r[score_key] for r in rs]))} | "
+                         f"{_fmt(_stats([r[nkey] for r in rs]))} | "
+                         f"{_fmt(_stats([r['probe_mse_eval'] for r in rs]), 4)} | "
+                         f"{_fmt(_stats([r['fit_seconds'] for r in rs]), 0)} |")
+    var = _stats([r["action_var_eval"] for r in rows])
+    if var:
+        lines += ["", f"Action variance on eval (probe MSE of a constant predictor): {var[0]:.4f}."]
+    atomic_write_text(docs / "tiny_study.md", "\n".join(lines) + "\n")
+
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4))
+    width = 0.8 / max(1, len(budgets))
+    for j, b in enumerate(budgets):
+        means, errs = [], []
+        for m in methods:
+            s = _stats([r[score_key] for r in cell[(m, b)]])
+            means.append(s[0] if s else float("nan"))
+            errs.append(s[1] if s else 0.0)
+        xs = [i + (j - (len(budgets) - 1) / 2) * width for i in range(len(methods))]
+        axes[0].bar(xs, means, width, yerr=errs, capsize=3, label=f"budget {b}")
+        lam = [m for m in methods if m in LAM_METHODS]
+        ps = [_stats([r["probe_mse_eval"] for r in cell[(m, b)]]) for m in lam]
+        xs2 = [i + (j - (len(budgets) - 1) / 2) * width for i in range(len(lam))]
+        axes[1].bar(xs2, [p[0] if p else float("nan") for p in ps], width,
+                    yerr=[p[1] if p else 0.0 for p in ps], capsize=3, label=f"budget {b}")
+    axes[0].set_xticks(range(len(methods)), methods)
+    axes[0].set_ylabel(score_key.replace("_", " "))
+    axes[0].set_title(f"{dataset}: online score (mean ± std over seeds)")
+    lam = [m for m in methods if m in LAM_METHODS]
+    axes[1].set_xticks(range(len(lam)), lam)
+    axes[1].set_ylabel("probe MSE on eval (lower is better)")
+    axes[1].set_title("latent-action linear probe, novel backgrounds")
+    if var:
+        axes[1].axhline(var[0], color="gray", ls="--", lw=1, label="action variance")
+    for ax in axes:
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    tmp = docs / ".tiny_study.png.tmp"
+    fig.savefig(tmp, dpi=120, format="png")
+    os.replace(tmp, docs / "tiny_study.png")
+    plt.close(fig)
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description="Tiny-tier study of the five baselines.")
+    p.add_argument("--dataset", default="cheetah-run-distractors-tiny")
+    p.add_argument("--methods", nargs="+", default=list(METHODS))
+    p.add_argument("--budgets", nargs="+", type=int, default=[2, 8])
+    p.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
+    p.add_argument("--workers", type=int, default=2, help="parallel runs (processes)")
+    p.add_argument("--threads", type=int, default=1, help="torch threads per worker")
+    p.add_argument("--device", default="cpu", help="cpu | cuda | auto (runtime.device of every agent)")
+    p.add_argument("--episodes", type=int, default=25, help="evaluation episodes per pool (protocol: 25)")
+    p.add_argument("--num-envs", type=int, default=5, help="environments per evaluation wave")
+    p.add_argument("--set", dest="sets", nargs="*", default=[],
+                   help="config overrides applied to every method that has the section, e.g. lam.epochs=2")
+    p.add_argument("--records", default=str(ROOT / "docs" / "tiny_study_records"))
+    p.add_argument("--docs", default=str(ROOT / "docs"))
+    p.add_argument("--report-only", action="store_true", help="only aggregate existing records")
+    args = p.parse_args(argv)
+
+    from baselines import BASELINES
+    from dcsbench.registry import check_choice, parse_dataset_name
+
+    parse_dataset_name(args.dataset)
+    for m in args.methods:
+        check_choice("method", m, BASELINES)
+    records = Path(args.records)
+    settings = (f"Settings: methods {', '.join(args.methods)}; budgets {args.budgets}; seeds "
+                f"{args.seeds}; `tiny` presets{' with ' + ' '.join(args.sets) if args.sets else ''}; "
+                f"{args.episodes} evaluation episodes per pool; device {args.device}.")
+    if not args.report_only:
+        from dcsbench import data
+
+        try:
+            data.prepare(args.dataset, args.budgets[0])  # build/download once, before the fan-out
+        except FileNotFoundError as err:
+            print(f"dataset {args.dataset} is not available: {err}\n"
+                  f"build it first: dcsbench build {args.dataset}", file=sys.stderr)
+            return 2
+        jobs = [(m, b, s) for b in args.budgets for s in args.seeds for m in args.methods]
+        print(f"{len(jobs)} runs on {args.workers} workers -> {records}", flush=True)
+        import multiprocessing as mp
+
+        failed = 0
+        with ProcessPoolExecutor(args.workers, mp_context=mp.get_context("spawn")) as ex:
+            futs = {ex.submit(run_one, m, args.dataset, b, s, str(records), args.device, args.threads,
+                              args.episodes, args.num_envs, args.sets): (m, b, s) for m, b, s in jobs}
+            for f in as_completed(futs):
+                m, b, s = futs[f]
+                try:
+                    _, _, _, secs, msg = f.result()
+                    print(f"done {m} budget {b} seed {s}: {msg} ({secs:.0f} s)", flush=True)
+                except Exception as err:  # noqa: BLE001 - report and continue with the others
+                    failed += 1
+                    print(f"FAILED {m} budget {b} seed {s}: {type(err).__name__}: {err}", flush=True)
+        if failed:
+            print(f"{failed} runs failed; the report covers the others", file=sys.stderr)
+    rows = collect_rows(records, args.dataset)
+    if not rows:
+        print(f"no records for {args.dataset} under {records}", file=sys.stderr)
+        return 1
+    write_report(rows, args.dataset, Path(args.docs), settings)
+    print((Path(args.docs) / "tiny_study.md").read_text())
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

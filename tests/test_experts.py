@@ -119,3 +119,18 @@ def test_train_checkpoints_on_sigterm(tmp_path):
     assert (tmp_path / "checkpoints" / f"step_{status['num_timesteps']:012d}" / "state.json").is_file()
     run = json.loads((tmp_path / "run.json").read_text())
     assert run["chunks"][-1]["reason"] == "SIGTERM"
+
+
+def test_stop_at_exports_an_intermediate_expert(tmp_path):
+    status = tr.train_expert(TASK, tmp_path, total_steps=3000, n_envs=1, stop_at=1000,
+                             eval_episodes=1, log=lambda *_: None)
+    assert status["num_timesteps"] == 1000 and not status["finished"] and "export" in status
+    card = json.loads((tmp_path / "export" / f"{TASK}.json").read_text())
+    assert card["steps"] == 1000 and card["command"].endswith("--seed 0 --stop-at 1000")
+    assert "--stop-at 1000" in (tmp_path / "export" / f"{TASK}.md").read_text()
+    # Same weights as the first update of an uninterrupted run with the same total.
+    other = tr.train_expert(TASK, tmp_path / "b", total_steps=3000, n_envs=1, max_minutes=1e-4,
+                            export=False, log=lambda *_: None)
+    assert other["num_timesteps"] == 1000
+    a, b = tr.policy_from_checkpoint(tmp_path), tr.policy_from_checkpoint(tmp_path / "b")
+    np.testing.assert_array_equal(a.weights[0], b.weights[0])

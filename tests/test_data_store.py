@@ -268,10 +268,14 @@ def test_parquet_readable_with_datasets(built, tmp_path):
     ds = datasets.load_dataset("parquet", data_files=str(d / "data" / "train-*.parquet"),
                                split="train", cache_dir=str(tmp_path / "hf_datasets"))
     assert len(ds) == N_TRAIN * T
-    x = ds.with_format("numpy", columns=["obs"], dtype=np.uint8)[0:T]["obs"]
-    assert x.dtype == np.uint8
     train = store.load_dataset(NAME, "train", root=root)
-    np.testing.assert_array_equal(x.reshape(T, 64, 64, 3), train.frames(0))
+    x = fmt.frames_from_arrow(ds.with_format("arrow")[T + 2:2 * T]["obs"])  # sliced: offsets
+    assert x.dtype == np.uint8 and x.shape == (T - 2, 64, 64, 3)
+    np.testing.assert_array_equal(x, train.frames(1)[2:])
+    row = ds[5]
+    np.testing.assert_array_equal(np.frombuffer(row["obs"], np.uint8).reshape(64, 64, 3),
+                                  train.frames(0)[5])
+    assert row["episode"] == 0 and row["step"] == 5 and len(row["action"]) == 6
 
 
 def test_hdf5_roundtrip_import(built, tmp_path):

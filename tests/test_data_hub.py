@@ -211,6 +211,13 @@ def test_cli_download_list_remote_and_unknown_names(published, capsys):
 
     p = argparse.ArgumentParser()
     data_cmd.register(p.add_subparsers(dest="command"))
+    args = p.parse_args(["info", NAME])  # not local yet: reads the pinned manifest from the hub
+    assert args.func(args) == 0
+    assert f"hub {REPO}@{published['sha'][:12]}" in capsys.readouterr().out
+    args = p.parse_args(["publish", NAME, "--repo", "other/copy", "--root", str(published["src"])])
+    assert args.func(args) == 0
+    out = capsys.readouterr().out
+    assert 'HubDataset(repo_id="other/copy"' in out and published["hub"].state.repo("dataset", "other/copy")
     args = p.parse_args(["download", NAME, "--splits", "eval"])
     assert args.func(args) == 0
     assert _complete(published["home"], "eval") and not _complete(published["home"], "train")

@@ -105,7 +105,10 @@ def test_labeled_subsets_nested_and_stable(built):
 
 
 def test_load_dataset_splits(built):
+    import dcsbench
+
     root, _, _ = built
+    assert dcsbench.load_dataset is store.load_dataset  # the public, lazily imported entry point
     train = store.load_dataset(NAME, split="train", root=root)
     ev = store.load_dataset(NAME, split="eval", root=root)
     lab = store.load_dataset(NAME, split="labeled-4", root=root)

@@ -307,6 +307,10 @@ def _write_fake_davis(root, train=("bear", "camel", "dog"), val=("cows", "goat")
 
 def test_davis_source_on_fake_folder(tmp_path):
     colours = _write_fake_davis(tmp_path)
+    src = backgrounds.DavisSource(tmp_path)
+    assert src.videos("train") == ["bear", "camel", "dog"]
+    clip = src.clip("train", 1)
+    assert clip.shape == (4, 64, 64, 3) and not clip.flags.writeable
     env = envs.make_env("cheetah-run", "distractors", backgrounds="novel", source="davis",
                         davis_dir=tmp_path, frame_stack=1)
     obs, info = env.reset(seed=0)
@@ -320,7 +324,6 @@ def test_davis_source_on_fake_folder(tmp_path):
     # A wrong folder names what is missing.
     with pytest.raises(FileNotFoundError, match="ImageSets/2017/train.txt"):
         backgrounds.DavisSource(tmp_path / "nowhere")
-    (tmp_path / "JPEGImages" / "480p" / "dog" / "00000.jpg").unlink()
     import shutil
     shutil.rmtree(tmp_path / "JPEGImages" / "480p" / "goat")
     with pytest.raises(FileNotFoundError, match="goat"):

@@ -127,13 +127,11 @@ def _track(track: str, tf, info, subs, reps, seed, baseline) -> dict[str, Any]:
     setting, tier, source = track.split("/")
     budgets = list(registry.TIERS[tier].budgets)
     tasks = [t for t in registry.TASKS if t in set(tf["task"])]
-    agg = scoring.aggregate(tf, by=("method", "budget"), reps=reps, seed=seed)
+    # label_efficiency's curve *is* aggregate(by=(method, budget)): one bootstrap serves both
+    agg, le = scoring.label_efficiency(tf, reps=reps, seed=seed)
     gen_tf = tf[tf["generalization_score"].notna()]
-    gen = (scoring.aggregate(gen_tf, by=("method", "budget"), score="generalization_score",
-                             reps=reps, seed=seed) if len(gen_tf) else None)
-    _, le = scoring.label_efficiency(tf, reps=reps, seed=seed)
-    gen_le = (scoring.label_efficiency(gen_tf, score="generalization_score", reps=reps, seed=seed)[1]
-              if len(gen_tf) else None)
+    gen, gen_le = (scoring.label_efficiency(gen_tf, score="generalization_score", reps=reps, seed=seed)
+                   if len(gen_tf) else (None, None))
     poi = scoring.probability_of_improvement(tf, baseline=baseline, reps=reps, seed=seed)
 
     rows = []

@@ -243,6 +243,8 @@ def train_expert(task: str, out: str | os.PathLike, total_steps: int = 10_000_00
 
     atomic_write_text(run_file, json.dumps(run, indent=2) + "\n")  # a killed run stays resumable
     torch.set_num_threads(cfg.torch_threads)
+    for stale in (out / "checkpoints").glob(".tmp-*"):  # left by a run killed mid-write
+        shutil.rmtree(stale, ignore_errors=True)
     ckpt = _latest_checkpoint(out)
     done_steps = json.loads((ckpt / "state.json").read_text())["num_timesteps"] if ckpt else 0
     set_random_seed(seed)

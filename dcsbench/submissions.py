@@ -90,6 +90,12 @@ class SubmissionFileError(ValueError):
 # Safe readers
 # --------------------------------------------------------------------------------------------
 
+def printable(value: Any) -> str:
+    """``str(value)`` that is always encodable as UTF-8: undecodable file-name bytes (surrogate
+    escapes) become ``\\udcXX`` text instead of breaking reports and HTML."""
+    return str(value).encode("utf-8", "backslashreplace").decode("utf-8")
+
+
 def check_name(name: str, pattern: re.Pattern, kind: str) -> str | None:
     """Why ``name`` is not an acceptable ``kind`` name (None if it is fine)."""
     if pattern.fullmatch(name):
@@ -316,11 +322,11 @@ class Submission:
 
     def error(self, path: Any, fld: str, message: str) -> None:
         """Record an error."""
-        self.problems.append(Problem("error", str(path), fld, message))
+        self.problems.append(Problem("error", printable(path), printable(fld), printable(message)))
 
     def warn(self, path: Any, fld: str, message: str) -> None:
         """Record a warning."""
-        self.problems.append(Problem("warning", str(path), fld, message))
+        self.problems.append(Problem("warning", printable(path), printable(fld), printable(message)))
 
     @property
     def coverage(self) -> dict[tuple[str, str, str], "Coverage"]:
@@ -484,7 +490,7 @@ def validate_submission(folder: str | os.PathLike, known=None, include_local: bo
             preview boards only, never for the official leaderboard or CI.
     """
     folder = Path(folder)
-    sub = Submission(name=folder.name, path=folder)
+    sub = Submission(name=printable(folder.name), path=folder)
     why = check_name(folder.name, SUBMISSION_NAME, "submission folder")
     if why:
         sub.error(folder, "", why)

@@ -399,3 +399,15 @@ def test_known_datasets_read_real_dataset_manifests(tiny_dataset_root, tmp_path)
     ci = load_known_datasets(include_local=False, committed=tmp_path / "known.json")
     assert ci.check(name, info["revision"], info["content_hash"], info["labeled_subset_hash"],
                     2, info["source"]) == ([], [])
+
+
+def test_undecodable_file_names_are_reported_printably(sub, known, tmp_path):
+    """File names that are not valid UTF-8 (raw bytes) are rejected and reported as text."""
+    os.mkdir(os.fsencode(sub.parent) + b"/bad\xff")
+    with open(os.fsencode(sub / "results") + b"/run\xfe.json", "wb") as f:
+        f.write(first_record(sub).read_bytes())
+    s = validate_submission(sub, known=known)
+    assert_error(s, "run\\udcfe.json", "", "result file name")
+    bad = validate_submission(sub.parent / os.fsdecode(b"bad\xff"), known=known)
+    assert bad.name == "bad\\udcff" and "folder name" in bad.errors[0].message
+    format_report(s).encode("utf-8")  # would raise on a surrogate

@@ -266,3 +266,31 @@ def test_save_load_roundtrip(tmp_path, views):
     other = baselines.make_agent("bc", "tiny", **fast_overrides("bc"))
     with pytest.raises(ValueError, match="not 'bc'"):
         other.load(str(tmp_path / "ckpt"))
+
+
+# ------------------------------------------------------------------------------ end to end
+
+
+@pytest.mark.parametrize("method", sorted(baselines.BASELINES))
+def test_every_baseline_runs_through_dcsbench_run(method, tiny_dataset_home, tmp_path):
+    """`dcsbench run --agent METHOD --preset tiny` with a few updates on the session's tiny
+    dataset (4 x 20-step trajectories): a valid record, with the probe metric for LAM methods."""
+    from dcsbench.cli import main
+    from dcsbench.results import load_record
+
+    sets = []
+    for key, value in fast_overrides(method).items():
+        sets += ["--set", f"{key}={value}"]
+    out = tmp_path / "runs"
+    assert main(["run", "--agent", method, "--preset", "tiny", "--dataset", "cheetah-run-distractors-tiny",
+                 "--budget", "2", "--seed", "0", "--out", str(out), "--no-progress",
+                 "--episodes", "1", "--episode-length", "20", "--num-envs", "1", *sets]) == 0
+    (path,) = [p for p in out.rglob("*.json") if ".work" not in p.parts]
+    rec = load_record(path)
+    assert rec.method.name == method and rec.method.num_parameters > 0
+    assert rec.method.config["runtime"]["device"] == "cpu"
+    assert len(rec.primary.returns) == 1 and rec.generalization is not None
+    if method in ("lapo", "laom", "laom-sup"):
+        assert rec.offline_metrics["probe_mse_eval"] >= 0
+    else:
+        assert "probe_mse_eval" not in rec.offline_metrics

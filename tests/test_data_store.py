@@ -334,3 +334,34 @@ def test_cli_list_and_info(built, capsys):
     assert "labeled-2, labeled-4, labeled-8" in out and "pool novel" in out and "compliant: False" in out
     origin = json.loads((root / "datasets" / NAME / "origin.json").read_text())
     assert origin["kind"] == "local"
+
+
+def test_killed_build_resumes_from_staged_episodes(tmp_path, monkeypatch):
+    """A build interrupted after collection keeps its staged episodes; the next build of the same
+    configuration collects nothing again and produces the dataset."""
+    import dcsbench.data.collect as collect
+
+    os.environ.setdefault("MUJOCO_GL", "egl")
+    name, kw = "walker-run-clean-tiny", dict(policy="random", episode_length=5, n_train=2,
+                                             n_eval=1, progress=False)
+    real_write = build_mod.write_dataset
+    monkeypatch.setattr(build_mod, "write_dataset",
+                        lambda *a, **k: (_ for _ in ()).throw(KeyboardInterrupt()))
+    with pytest.raises(KeyboardInterrupt):
+        build_mod.build_dataset(name, root=tmp_path, **kw)
+    staged = sorted((tmp_path / "staging").rglob("ep_*.npz"))
+    assert len(staged) == 3 and not (tmp_path / "datasets" / name).exists()
+    mtimes = [p.stat().st_mtime_ns for p in staged]
+    monkeypatch.setattr(build_mod, "write_dataset", real_write)
+    real_collect, seen = collect.collect_episodes, {}
+
+    def spy(*a, **k):
+        paths = real_collect(*a, **k)
+        seen.update({str(p): p.stat().st_mtime_ns for p in paths})
+        return paths
+
+    monkeypatch.setattr(collect, "collect_episodes", spy)
+    d = build_mod.build_dataset(name, root=tmp_path, **kw)
+    assert seen == {str(p): m for p, m in zip(staged, mtimes)}  # same files, not re-rendered
+    assert cache_mod.split_complete(d, "train") and cache_mod.split_complete(d, "eval")
+    assert not any((tmp_path / "staging").rglob("ep_*.npz"))  # staging removed after success

@@ -48,6 +48,9 @@ RESULT_FILE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]{0,127}\.json$")
 #: Files allowed at the top of a submission folder.
 ALLOWED_TOP_LEVEL = {"metadata.yaml": "file", "README.md": "file", "results": "dir"}
 
+#: Deepest nesting of ``[``/``{`` accepted in YAML (metadata is a flat mapping with short lists).
+MAX_YAML_BRACKET_DEPTH = 20
+
 #: Stored normalized scores must equal the recomputed ones to this tolerance.
 SCORE_RTOL = 1e-6
 SCORE_ATOL = 1e-6
@@ -138,6 +141,16 @@ def read_text_file(path: str | os.PathLike, max_bytes: int) -> str:
 def load_yaml(text: str, origin: str) -> Any:
     """Parse YAML *data*: tags (``!!python/...``, ``!foo``, even ``!!str``), anchors and aliases are
     rejected by a token scan first, duplicate keys by a node walk; then ``yaml.safe_load``."""
+    depth = deepest = 0
+    for ch in text:  # cheap guard: PyYAML slows down sharply on deeply nested flow collections
+        if ch in "[{":
+            depth += 1
+            deepest = max(deepest, depth)
+        elif ch in "]}":
+            depth -= 1
+    if deepest > MAX_YAML_BRACKET_DEPTH:
+        raise SubmissionFileError(origin, f"YAML nested too deeply ({deepest} levels of [ or {{; "
+                                          f"at most {MAX_YAML_BRACKET_DEPTH})")
     try:
         for tok in yaml.scan(text, Loader=yaml.SafeLoader):
             if isinstance(tok, yaml.TagToken):
@@ -151,6 +164,8 @@ def load_yaml(text: str, origin: str) -> Any:
         return yaml.safe_load(text)
     except yaml.YAMLError as err:
         raise SubmissionFileError(origin, f"invalid YAML ({' '.join(str(err).split())})") from None
+    except RecursionError:
+        raise SubmissionFileError(origin, "YAML nested too deeply") from None
 
 
 def _check_duplicate_keys(node: Any, origin: str) -> None:
@@ -184,10 +199,14 @@ def load_json(text: str, origin: str) -> Any:
 
     try:
         return json.loads(text, parse_constant=no_constants, object_pairs_hook=no_duplicates)
+    except SubmissionFileError:
+        raise
     except json.JSONDecodeError as err:
         raise SubmissionFileError(origin, f"not valid JSON ({err})") from None
     except RecursionError:
         raise SubmissionFileError(origin, "JSON nested too deeply") from None
+    except ValueError as err:  # e.g. an integer literal beyond Python's digit limit
+        raise SubmissionFileError(origin, f"not acceptable JSON ({err})") from None
 
 
 # --------------------------------------------------------------------------------------------

@@ -411,3 +411,15 @@ def test_undecodable_file_names_are_reported_printably(sub, known, tmp_path):
     bad = validate_submission(sub.parent / os.fsdecode(b"bad\xff"), known=known)
     assert bad.name == "bad\\udcff" and "folder name" in bad.errors[0].message
     format_report(s).encode("utf-8")  # would raise on a surrogate
+
+
+def test_pathological_json_and_yaml(sub, known):
+    rec = first_record(sub)
+    rec.write_text("[" * 200_000 + "]" * 200_000)
+    assert_error(validate_submission(sub, known=known), rec.name, "", "nested too deeply")
+    rec.write_text('{"budget": ' + "9" * 5000 + "}")
+    assert_error(validate_submission(sub, known=known), rec.name, "", "not acceptable JSON")
+    (sub / "metadata.yaml").write_text("a: " + "[" * 20_000 + "]" * 20_000)
+    assert_error(validate_submission(sub, known=known), "metadata.yaml", "", "nested too deeply")
+    (sub / "metadata.yaml").write_text("a: &x [1]\nb: *x\n")  # anchors/aliases (billion laughs)
+    assert_error(validate_submission(sub, known=known), "metadata.yaml", "", "anchor")

@@ -17,6 +17,7 @@ a track. Per track and method:
   evaluation, plus its IQM per budget;
 * probability of improvement over BC at each budget when a ``bc`` submission exists;
 * per-task breakdown: mean and standard deviation over seeds of the normalized score;
+* latent-action probe MSE on the eval split (novel backgrounds), for methods with latents;
 * coverage: present / expected (task, budget, seed) cells; incomplete rows are marked.
 
 Only records of submissions without validation errors reach the aggregates; invalid
@@ -158,6 +159,9 @@ def _track(track: str, tf, info, subs, reps, seed, baseline) -> dict[str, Any]:
                 g = gen[(gen["method"] == method) & (gen["budget"] == b)]
                 if len(g):
                     cell.update({f"gen_{k}": _num(g.iloc[0][k]) for k in ("mean", "iqm", "iqm_lo", "iqm_hi")})
+            probe = _probe(mf[mf["budget"] == b])
+            if probe:
+                cell.update(probe)
             if len(poi):
                 p = poi[(poi["method"] == method) & (poi["budget"] == b)]
                 if len(p):
@@ -191,10 +195,24 @@ def _track(track: str, tf, info, subs, reps, seed, baseline) -> dict[str, Any]:
             "budgets": budgets, "tasks": tasks, "rows": rows}
 
 
+def _probe(runs) -> dict[str, Any]:
+    """Mean latent-action probe MSE on the eval split (novel backgrounds) over runs that report
+    it, and its mean ratio to the constant-predictor MSE (``action_var_eval``); {} if none."""
+    if "offline_probe_mse_eval" not in runs.columns:
+        return {}
+    have = runs[runs["offline_probe_mse_eval"].notna()]
+    if have.empty:
+        return {}
+    out = {"probe_mse_eval": _num(have["offline_probe_mse_eval"].mean())}
+    if "offline_action_var_eval" in have.columns and have["offline_action_var_eval"].notna().all():
+        out["probe_rel_eval"] = _num((have["offline_probe_mse_eval"] / have["offline_action_var_eval"]).mean())
+    return out
+
+
 #: Columns of ``leaderboard.csv`` (one row per track x method x budget).
 CSV_COLUMNS = ("track", "rank", "method", "reference", "complete", "coverage", "budget",
                "mean", "mean_lo", "mean_hi", "iqm", "iqm_lo", "iqm_hi", "gen_iqm", "poi",
-               "n_runs", "label_efficiency", "generalization")
+               "probe_mse_eval", "n_runs", "label_efficiency", "generalization")
 
 
 def board_to_csv(board: dict[str, Any]) -> str:

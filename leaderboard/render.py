@@ -120,12 +120,22 @@ def summary_table(track: dict[str, Any], methods: dict[str, Any]) -> str:
     return _table(head, body, f"Main results, {track['track']}")
 
 
+def _probe_text(cell: dict[str, Any]) -> str:
+    if cell.get("probe_mse_eval") is None:
+        return '<span class="muted">-</span>'
+    rel = cell.get("probe_rel_eval")
+    return fmt(cell["probe_mse_eval"], 3) + (f' <span class="ci">({fmt(rel)})</span>' if rel is not None else "")
+
+
 def budget_table(track: dict[str, Any], methods: dict[str, Any]) -> str:
     """Sortable long table: one row per method x budget with mean, IQM, generalization, P(>BC)."""
     head = [_th("Method", "text"), _th("Budget", "num"), _th("Mean", "num", "mean normalized score, 95% CI"),
             _th("IQM", "num", "interquartile mean, 95% CI"), _th("Optimality gap", "num"),
             _th("Gen. IQM", "num", "IQM on novel backgrounds"),
-            _th("P(> BC)", "num", "probability of improvement over BC"), _th("Runs", "num", "seeds x tasks used")]
+            _th("P(> BC)", "num", "probability of improvement over BC"),
+            _th("Probe MSE (eval)", "num", "linear probe latent action -> true action on the eval split "
+                "(novel backgrounds); in brackets relative to predicting the mean action"),
+            _th("Runs", "num", "seeds x tasks used")]
     body = []
     for row in track["rows"]:
         for b in track["budgets"]:
@@ -139,6 +149,7 @@ def budget_table(track: dict[str, Any], methods: dict[str, Any]) -> str:
                 _td(fmt(c.get("optimality_gap")), _sortkey(c.get("optimality_gap"))),
                 _td(_ci(c, "gen_iqm"), _sortkey(c.get("gen_iqm"))),
                 _td(_ci(c, "poi"), _sortkey(c.get("poi"))),
+                _td(_probe_text(c), _sortkey(c.get("probe_mse_eval"))),
                 _td(esc(runs), c.get("n_runs", 0) * c.get("n_tasks", 0))]) + "</tr>")
     return _table(head, body, f"Per budget, {track['track']}")
 
@@ -230,7 +241,7 @@ def render_index(board: dict[str, Any]) -> str:
             f'<p class="muted">Tasks: {esc(", ".join(tr["tasks"]))}. Budgets: '
             f'{esc(", ".join(map(str, tr["budgets"])))} labeled trajectories. Click a column to sort.</p>'
             + summary_table(tr, methods) + figs
-            + "<details><summary>Per budget (mean, IQM, optimality gap, generalization, P(&gt; BC))</summary>"
+            + "<details><summary>Per budget (mean, IQM, optimality gap, generalization, P(&gt; BC), probe MSE)</summary>"
             + budget_table(tr, methods) + "</details>"
             + "<details><summary>Per task</summary>" + task_table(tr, methods) + "</details></section>")
     if not sections:

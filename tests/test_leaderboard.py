@@ -95,6 +95,9 @@ def test_aggregates_match_hand_computation(board_site):
             iqms.append(cell["iqm"])
         # mean over log2(budget) of the IQM curve: budgets 2, 4, 8 are equally spaced in log2
         assert r["label_efficiency"] == pytest.approx((iqms[0] + 2 * iqms[1] + iqms[2]) / 4, rel=1e-9)
+        probe = sel["offline_probe_mse_eval"].to_numpy()
+        assert r["budgets"]["8"]["probe_mse_eval"] == pytest.approx(probe.mean(), rel=1e-9)
+        assert r["budgets"]["8"]["probe_rel_eval"] == pytest.approx(probe.mean() / 0.5, rel=1e-9)
         task = r["per_task"]["walker-run"]["4"]
         sel = frame[(frame["method"] == method) & (frame["budget"] == 4) & (frame["task"] == "walker-run")]
         assert task["mean"] == pytest.approx(sel["primary_score"].mean()) and task["n_seeds"] == 3

@@ -96,6 +96,13 @@ def test_pinned_revision_wins_over_newer_commits(published, tmp_path):
     assert fmt.load_manifest(d / "manifest.json")["content_hash"] == published["manifest"]["content_hash"]
     d2 = hub.download(NAME, root=tmp_path / "h2", repo_id=REPO, revision=sha2)
     assert fmt.load_manifest(d2 / "manifest.json")["content_hash"] == m2["content_hash"]
+    # Switching the revision of an already cached dataset replaces its arrays too.
+    d3 = hub.download(NAME, repo_id=REPO, revision=sha2, log=lambda m: None)
+    assert d3 == d
+    for split in ("train", "eval"):
+        assert cache_mod.split_complete(d3, split)["content_hash"] == m2["splits"][split]["content_hash"]
+    np.testing.assert_array_equal(store.load_dataset(NAME, download=False).frames(0),
+                                  _episode(0, salt=1)["obs"])
 
 
 def test_bit_flipped_shard_is_refetched(published, capsys):

@@ -7,7 +7,6 @@ import argparse
 import gc
 import json
 import os
-from pathlib import Path
 
 import numpy as np
 import pytest

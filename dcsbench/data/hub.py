@@ -24,6 +24,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import shutil
 import sys
 from pathlib import Path
 
@@ -155,8 +156,6 @@ def download(name: str, splits=None, root=None, repo_id: str | None = None,
     old = d / "origin.json"
     if old.is_file() and json.loads(old.read_text()).get("manifest_sha256") != msha:
         for s in fmt.SPLITS:  # a different version was cached here: drop its arrays first
-            import shutil
-
             shutil.rmtree(cache_mod.split_dir(d, s), ignore_errors=True)
 
     # 1. all files of the requested splits, verified (collect every missing one when offline)

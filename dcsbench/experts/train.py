@@ -270,7 +270,8 @@ def train_expert(task: str, out: str | os.PathLike, total_steps: int = 10_000_00
         log(f"{stop['signal']}: checkpointing after the current update")
 
     old_handlers = {s: signal.signal(s, _on_signal) for s in (signal.SIGTERM, signal.SIGINT)}
-    chunk = {"start_steps": int(model.num_timesteps), "started": datetime.now(timezone.utc).isoformat(timespec="seconds")}
+    chunk = {"start_steps": int(model.num_timesteps),
+             "started": datetime.now(timezone.utc).isoformat(timespec="seconds")}
     last_ckpt_t, last_log_t, reason = time.monotonic(), 0.0, "finished"
     try:
         total_arg, callback = model._setup_learn(total - model.num_timesteps, None,
@@ -298,7 +299,8 @@ def train_expert(task: str, out: str | os.PathLike, total_steps: int = 10_000_00
                 f.write(f"{model.num_timesteps},{sps:.1f},{ret:.2f},{train_seconds:.1f},{t_collect / dt:.3f}\n")
             if now - last_log_t > 30 or model.num_timesteps >= total:
                 log(f"{task} {model.num_timesteps:>10d}/{total} steps  {sps:7.0f} steps/s  "
-                    f"return(last {len(recent)}) {ret:7.1f}  collect {t_collect / dt:4.0%}  lr {model.lr_schedule(model._current_progress_remaining):.2e}")
+                    f"return(last {len(recent)}) {ret:7.1f}  collect {t_collect / dt:4.0%}  "
+                    f"lr {model.lr_schedule(model._current_progress_remaining):.2e}")
                 last_log_t = now
             extra = {"recent_returns": list(recent), "train_seconds": train_seconds}
             if stop["signal"]:
@@ -311,6 +313,8 @@ def train_expert(task: str, out: str | os.PathLike, total_steps: int = 10_000_00
             if now - last_ckpt_t > 60 * checkpoint_minutes:
                 _save_checkpoint(out, model, env, extra)
                 last_ckpt_t = time.monotonic()
+        if reason == "finished" and model.num_timesteps < total:
+            reason = "stop-at"
         extra = {"recent_returns": list(recent), "train_seconds": train_seconds}
         ckpt = _save_checkpoint(out, model, env, extra)
     finally:

@@ -284,7 +284,7 @@ def _pydantic_problems(err: ValidationError, path: str) -> list[Problem]:
             msg = "required field is missing"
         elif e["type"] == "extra_forbidden":
             msg = "unknown field (not part of the format; check spelling)"
-        out.append(Problem("error", path, loc, msg))
+        out.append(Problem("error", printable(path), printable(loc), printable(msg)))
     return out
 
 
@@ -315,7 +315,8 @@ class Submission:
         metadata: parsed metadata, or None if it was invalid.
         records: ``(file name, record)`` of every record without errors.
         problems: every error and warning found.
-        coverage: ``{(setting, tier, source): {(task, budget): [seeds]}}`` of parsed records.
+        coverage: (property) :class:`Coverage` per track ``(setting, tier, source)`` of the
+            records without errors.
     """
 
     name: str
@@ -539,9 +540,14 @@ def validate_submission(folder: str | os.PathLike, known=None, include_local: bo
 
     meta_path = folder / "metadata.yaml"
     try:
-        sub.metadata = load_metadata(meta_path)
+        data = load_yaml(read_text_file(meta_path, MAX_METADATA_BYTES), str(meta_path))
+        if not isinstance(data, dict):
+            raise SubmissionFileError(str(meta_path), "must be a YAML mapping of fields")
+        sub.metadata = Metadata.model_validate(data)
     except SubmissionFileError as err:
         sub.error(err.path, err.field, err.message)
+    except ValidationError as err:  # every wrong field, not only the first
+        sub.problems.extend(_pydantic_problems(err, printable(meta_path)))
     if sub.metadata is not None and sub.metadata.method != folder.name:
         sub.error(meta_path, "method", f"{sub.metadata.method!r} must equal the folder name {folder.name!r}")
     if (folder / "README.md").exists() and not (folder / "README.md").is_symlink():

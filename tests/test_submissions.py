@@ -423,3 +423,11 @@ def test_pathological_json_and_yaml(sub, known):
     assert_error(validate_submission(sub, known=known), "metadata.yaml", "", "nested too deeply")
     (sub / "metadata.yaml").write_text("a: &x [1]\nb: *x\n")  # anchors/aliases (billion laughs)
     assert_error(validate_submission(sub, known=known), "metadata.yaml", "", "anchor")
+
+
+def test_every_metadata_error_is_reported(sub, known):
+    (sub / "metadata.yaml").write_text(json.dumps({"method": "mymethod", "authors": [],
+                                                   "code_url": "javascript:x", "reference": "maybe"}))
+    s = validate_submission(sub, known=known)
+    fields = {p.field for p in s.errors if "metadata.yaml" in p.path}
+    assert {"authors", "code_url", "reference", "description", "labels_used", "compute"} <= fields

@@ -9,6 +9,7 @@ import pytest
 
 from dcsbench import registry
 from dcsbench.data.collect import collect_episodes, episode_path, read_staged_episode
+from dcsbench.experts import available_experts
 
 T = 12  # short episodes keep the tests fast
 TASK = "cheetah-run"
@@ -47,10 +48,12 @@ def test_first_frame_and_state_match_the_env(tmp_path):
 
 
 def test_same_command_same_bytes_and_workers_do_not_matter(tmp_path):
+    # With the committed expert where there is one (covers loading it in worker processes).
+    policy = "expert" if TASK in available_experts() else "random"
     seeds = [0, 1, 2]
-    a = _collect(tmp_path / "a", seeds, workers=1)
-    b = _collect(tmp_path / "b", seeds, workers=1)
-    c = _collect(tmp_path / "c", seeds, workers=2)
+    a = _collect(tmp_path / "a", seeds, workers=1, policy=policy)
+    b = _collect(tmp_path / "b", seeds, workers=1, policy=policy)
+    c = _collect(tmp_path / "c", seeds, workers=2, policy=policy)
     for pa, pb, pc in zip(a, b, c):
         assert pa.read_bytes() == pb.read_bytes() == pc.read_bytes()
 

@@ -1,0 +1,69 @@
+"""Online-evaluation throughput: environment steps/s of a trivial (zero-action) agent.
+
+Runs :func:`dcsbench.evaluation.evaluate_policy` for ``--episodes`` episodes of
+``--steps`` steps with 1, 2 and 5 environments per wave, ``sync`` and ``async`` vector modes, and
+prints a markdown table (steps/s including env construction and resets, and the implied time
+of one protocol evaluation pool: 25 episodes x 1000 steps).
+
+    MUJOCO_GL=egl python benchmarks/bench_eval.py [--task cheetah-run] [--episodes 4] [--steps 250]
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import os
+import platform
+import time
+
+import numpy as np
+
+
+def bench(task: str, setting: str, num_envs: int, mode: str, episodes: int, steps: int) -> dict:
+    """Time one evaluation; returns steps/s and the extrapolated protocol-pool time."""
+    from dcsbench import registry
+    from dcsbench.envs import make_vector_env
+    from dcsbench.evaluation import evaluate_policy
+
+    dim = make_vector_env(task, setting, num_envs=1).single_action_space.shape[0]
+    act = lambda obs: np.zeros((len(obs), dim), np.float32)  # noqa: E731
+    seeds = registry.EVAL_EPISODE_SEEDS[:episodes]
+    t0 = time.perf_counter()
+    evaluate_policy(act, task, setting, "procedural", "train", seeds=seeds, num_envs=num_envs,
+                    episode_length=steps, mode=mode, progress=False)
+    dt = time.perf_counter() - t0
+    sps = episodes * steps / dt
+    pool = registry.EVAL_EPISODES * registry.EPISODE_LENGTH / sps
+    return {"num_envs": num_envs, "mode": mode, "seconds": dt, "steps_per_s": sps,
+            "episodes_per_s_1000": sps / registry.EPISODE_LENGTH, "pool_minutes": pool / 60}
+
+
+def main() -> None:
+    """Run the grid and print the table."""
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--task", default="cheetah-run")
+    p.add_argument("--setting", default="distractors")
+    p.add_argument("--episodes", type=int, default=4)
+    p.add_argument("--steps", type=int, default=250)
+    p.add_argument("--envs", default="1,2,5", help="comma-separated envs per wave")
+    p.add_argument("--modes", default="sync,async", help="comma-separated vector modes")
+    args = p.parse_args()
+    import torch
+
+    torch.set_num_threads(1)
+    print(f"# bench_eval: {args.task} {args.setting}, {args.episodes} episodes x {args.steps} "
+          f"steps, zero-action agent")
+    print(f"# {datetime.date.today()} | {platform.platform()} | {os.cpu_count()} CPUs | "
+          f"MUJOCO_GL={os.environ.get('MUJOCO_GL')}\n")
+    print("| envs/wave | mode | wall s | steps/s | 1000-step episodes/s | one pool (25x1000) min |")
+    print("|---|---|---|---|---|---|")
+    bench(args.task, args.setting, 1, "sync", 1, 10)  # warm-up: imports, first render context
+    for num_envs in [int(x) for x in args.envs.split(",")]:
+        for mode in args.modes.split(","):
+            r = bench(args.task, args.setting, num_envs, mode, args.episodes, args.steps)
+            print(f"| {r['num_envs']} | {r['mode']} | {r['seconds']:.1f} | {r['steps_per_s']:.0f} | "
+                  f"{r['episodes_per_s_1000']:.3f} | {r['pool_minutes']:.1f} |", flush=True)
+
+
+if __name__ == "__main__":
+    main()

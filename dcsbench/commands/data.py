@@ -107,7 +107,8 @@ def cmd_info(args) -> int:
     print(f"  task {m['task']}, setting {m['setting']}, tier {m['tier']}, source {m['source']}, "
           f"protocol v{m['protocol_version']}, compliant: {m['protocol_compliant']}")
     print(f"  policy {m['policy']['kind']} {m['policy'].get('card_id') or ''}")
-    for s, e in m["splits"].items():
+    for s in (s for s in ("train", "eval") if s in m["splits"]):
+        e = m["splits"][s]
         r = e["returns"]
         size = sum(sh["bytes"] for sh in e["shards"])
         print(f"  {s:5s}: {e['n_trajectories']} x {e['trajectory_length']} steps, pool {e['pool']}, "

@@ -270,7 +270,10 @@ Scores are normalized by BC trained on all labels; aggregates follow rliable (IQ
 <section id="methods"><h2>Methods</h2>{method_cards(methods)}</section>
 {rejected_section(board.get("rejected", []))}
 </main>
-<footer>protocol v{esc(board["protocol_version"])} &middot; dcsbench {esc(board["dcsbench_version"])}
+<footer><p>To appear here: add <code>submissions/&lt;method&gt;/</code> (metadata.yaml + result records from
+<code>dcsbench run</code>), check it with <code>dcsbench validate</code>, open a pull request
+(format: <code>submissions/README.md</code>).</p>
+protocol v{esc(board["protocol_version"])} &middot; dcsbench {esc(board["dcsbench_version"])}
 &middot; generated {esc(board["generated"])} &middot; {esc(board["bootstrap_reps"])} bootstrap replications</footer>
 </body>
 </html>

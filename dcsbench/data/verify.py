@@ -71,7 +71,8 @@ def verify(name: str, root=None, deep: bool = False) -> VerifyReport:
     m = fmt.load_manifest(mpath)
 
     paths = shard_paths(name, root)
-    for split, e in m["splits"].items():
+    for split in (s for s in fmt.SPLITS if s in m["splits"]):
+        e = m["splits"][split]
         for sh in e["shards"]:
             p = paths.get(sh["path"])
             if p is None:

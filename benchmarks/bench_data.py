@@ -73,6 +73,26 @@ def hdf5_sampler(path: Path, batch: int, max_offset: int, rng: np.random.Generat
     return sample, f
 
 
+def synthetic_dataset(n_train: int, length: int) -> Path:
+    """A dataset of random pixels written without a simulator (sampling speed does not depend on
+    content; bytes on disk do, so sizes of a synthetic run are not representative)."""
+    from dcsbench.data.build import SplitSource, dataset_dir, write_dataset
+
+    def ep(seed):
+        rng = np.random.default_rng(seed)
+        return {"obs": rng.integers(0, 256, (length, 64, 64, 3), dtype=np.uint8),
+                "actions": rng.uniform(-1, 1, (length, 6)).astype(np.float32),
+                "rewards": rng.random(length).astype(np.float32),
+                "states": rng.normal(size=(length, 17)).astype(np.float32), "seed": seed}
+
+    write_dataset(dataset_dir(NAME), name=NAME, task="cheetah-run", setting="distractors",
+                  tier="tiny", source="procedural", policy={"kind": "synthetic", "card_id": None},
+                  protocol_compliant=False, progress=False,
+                  splits={"train": SplitSource("train", list(range(n_train)), ep),
+                          "eval": SplitSource("novel", [1_000_000], lambda i: ep(1_000_000))})
+    return dataset_dir(NAME)
+
+
 def dir_bytes(p: Path) -> int:
     return sum(f.stat().st_size for f in Path(p).rglob("*") if f.is_file())
 
@@ -85,24 +105,30 @@ def main() -> int:
     ap.add_argument("--seconds", type=float, default=3.0, help="time per throughput measurement")
     ap.add_argument("--device", default=None, help="also benchmark the torch sampler on this device")
     ap.add_argument("--out", default=None, help="write the markdown results here")
+    ap.add_argument("--synthetic", action="store_true",
+                    help="random-pixel dataset, no simulator (machines without MuJoCo)")
     args = ap.parse_args()
     os.environ.setdefault("MUJOCO_GL", "egl")
     import torch
 
     torch.set_num_threads(1)
     from dcsbench.data import hub, store
-    from dcsbench.data.build import build_dataset
     from dcsbench.data.hdf5 import export_hdf5
-    from dcsbench.experts import available_experts
 
     tmp = Path(tempfile.mkdtemp(prefix="dcs_bench_data_"))
     os.environ["DCSBENCH_HOME"] = str(tmp / "home")
-    policy = "expert" if "cheetah-run" in available_experts() else "random"
     rows, B = [], args.batch
 
     t0 = time.perf_counter()
-    d = build_dataset(NAME, policy=policy, episode_length=args.episode_length, n_train=args.n_train,
-                      n_eval=1, progress=False)
+    if args.synthetic:
+        d, policy = synthetic_dataset(args.n_train, args.episode_length), "synthetic (random pixels)"
+    else:
+        from dcsbench.data.build import build_dataset
+        from dcsbench.experts import available_experts
+
+        policy = "expert" if "cheetah-run" in available_experts() else "random"
+        d = build_dataset(NAME, policy=policy, episode_length=args.episode_length,
+                          n_train=args.n_train, n_eval=1, progress=False)
     t_build = time.perf_counter() - t0
     m = store.read_local_manifest(NAME)
     tr = m["splits"]["train"]

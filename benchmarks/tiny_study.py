@@ -57,8 +57,20 @@ def run_one(method: str, dataset: str, budget: int, seed: int, records: str, dev
 
 
 def collect_rows(records: Path, dataset: str) -> list[dict]:
-    """One row per record of ``dataset`` under ``records``."""
+    """One row per record of ``dataset`` under ``records``.
+
+    Normalized scores are recomputed from the raw mean returns with the reference known now
+    (``None`` when the dataset has no reference), so records written before the reference was
+    measured are scored too.
+    """
+    from dcsbench import scoring
     from dcsbench.results import load_record
+
+    def norm(ret, r):
+        try:
+            return scoring.normalized_score(ret, r.task, r.setting, r.source, r.dataset.name)
+        except scoring.MissingReferenceError:
+            return None
 
     rows = []
     for path in sorted(records.rglob("*.json")):
@@ -73,9 +85,9 @@ def collect_rows(records: Path, dataset: str) -> list[dict]:
         gen = r.generalization
         rows.append({
             "method": r.method.name, "budget": r.budget, "seed": r.seed,
-            "mean_return": r.primary.mean_return, "normalized_score": r.primary.normalized_score,
+            "mean_return": r.primary.mean_return, "normalized_score": norm(r.primary.mean_return, r),
             "novel_mean_return": gen.mean_return if gen else None,
-            "novel_normalized_score": gen.normalized_score if gen else None,
+            "novel_normalized_score": norm(gen.mean_return, r) if gen else None,
             "probe_mse_eval": r.offline_metrics.get("probe_mse_eval"),
             "probe_mse_labeled": r.offline_metrics.get("probe_mse_labeled"),
             "action_var_eval": r.offline_metrics.get("action_var_eval"),
@@ -171,6 +183,27 @@ def write_report(rows: list[dict], dataset: str, docs: Path, settings: str) -> N
     plt.close(fig)
 
 
+def ensure_reference(dataset: str, n_episodes: int, num_envs: int, records: Path) -> None:
+    """Measure the dataset's reference (BC ``tiny`` preset on every train trajectory, with all
+    actions revealed: ``dcsbench reference``) if none is known."""
+    from dcsbench import registry, scoring
+    from dcsbench.commands.protocol import measure_reference
+    from dcsbench.data import prepare
+
+    name = registry.parse_dataset_name(dataset)
+    source = prepare(dataset, name.tier_spec.budgets[0]).info.get("source", "procedural")
+    try:
+        ref = scoring.get_reference(name.task, name.setting, source, dataset)
+        print(f"reference return: {ref.ret:.1f} ({ref.provenance})", flush=True)
+        return
+    except scoring.MissingReferenceError:
+        pass
+    print(f"measuring the reference of {dataset} (BC tiny preset, all trajectories labeled)", flush=True)
+    record, _, refs = measure_reference(dataset, "tiny", out=str(records / "reference"), progress=False,
+                                        n_episodes=n_episodes, num_envs=num_envs, verbose=False)
+    print(f"reference return: {record.primary.mean_return:.1f}, stored in {refs}", flush=True)
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description="Tiny-tier study of the five baselines.")
     p.add_argument("--dataset", default="cheetah-run-distractors-tiny")
@@ -187,6 +220,8 @@ def main(argv=None) -> int:
     p.add_argument("--records", default=str(ROOT / "docs" / "tiny_study_records"))
     p.add_argument("--docs", default=str(ROOT / "docs"))
     p.add_argument("--report-only", action="store_true", help="only aggregate existing records")
+    p.add_argument("--no-reference", action="store_true",
+                   help="do not measure a missing reference (scores then stay raw returns)")
     args = p.parse_args(argv)
 
     from baselines import BASELINES
@@ -208,6 +243,8 @@ def main(argv=None) -> int:
             print(f"dataset {args.dataset} is not available: {err}\n"
                   f"build it first: dcsbench build {args.dataset}", file=sys.stderr)
             return 2
+        if not args.no_reference:
+            ensure_reference(args.dataset, args.episodes, args.num_envs, records)
         jobs = [(m, b, s) for b in args.budgets for s in args.seeds for m in args.methods]
         print(f"{len(jobs)} runs on {args.workers} workers -> {records}", flush=True)
         import multiprocessing as mp
@@ -226,7 +263,8 @@ def main(argv=None) -> int:
                     print(f"FAILED {m} budget {b} seed {s}: {type(err).__name__}: {err}", flush=True)
         if failed:
             print(f"{failed} runs failed; the report covers the others", file=sys.stderr)
-    rows = collect_rows(records, args.dataset)
+    rows = [r for r in collect_rows(records, args.dataset)
+            if r["method"] in args.methods and r["budget"] in args.budgets and r["seed"] in args.seeds]
     if not rows:
         print(f"no records for {args.dataset} under {records}", file=sys.stderr)
         return 1

@@ -114,7 +114,7 @@ def _coerce(value: Any, tp: Any, where: str) -> Any:
             value = "true" if value else "false"
         if not isinstance(value, str):
             raise ValueError(f"config {where}: expected a string, got {value!r}")
-    elif origin is dict and not isinstance(value, dict):
+    elif (tp is dict or origin is dict) and not isinstance(value, dict):
         raise ValueError(f"config {where}: expected a mapping, got {value!r}")
     return value
 

@@ -431,3 +431,13 @@ def test_every_metadata_error_is_reported(sub, known):
     s = validate_submission(sub, known=known)
     fields = {p.field for p in s.errors if "metadata.yaml" in p.path}
     assert {"authors", "code_url", "reference", "description", "labels_used", "compute"} <= fields
+
+
+def test_pinned_hub_revision_is_enforced(monkeypatch, tmp_path):
+    """A published dataset's records must cite the registry's pinned hub revision."""
+    name = sf.dataset_name("cheetah-run")
+    monkeypatch.setitem(registry.HUB_DATASETS, name, registry.HubDataset("org/" + name, "a" * 40, "0" * 64))
+    known = load_known_datasets(include_local=False, committed=tmp_path / "none.json")
+    errs, _ = known.check(name, "b" * 40, sf.content_hash("cheetah-run"),
+                          sf.subset_hash("cheetah-run", 2), 2, sf.SOURCE)
+    assert errs[0][0] == "dataset.revision" and "pinned hub revision" in errs[0][1]

@@ -139,6 +139,10 @@ def store_reference(entry: dict[str, Any], path: str | os.PathLike | None = None
     for k in ("dataset", "task", "setting", "tier", "source", "return"):
         if k not in entry:
             raise ValueError(f"reference entry lacks {k!r}")
+    ret = float(entry["return"])
+    if not (math.isfinite(ret) and ret > 0):
+        raise ValueError(f"reference return of {entry['dataset']} must be a positive number, "
+                         f"got {ret} (a normalized score divides by it)")
     path = Path(path) if path is not None else references_path()
     data = {"format": 1, "references": {}}
     if path.exists():

@@ -352,3 +352,15 @@ def test_submitit_executor_debug_cluster(tiny_dataset_home, tmp_path):
                         submitit_cluster="debug", verbose=False)
     assert results == {s.record: None for s in specs}
     assert sorted(load_record(s.record).seed for s in specs) == [0, 1]
+
+
+def test_quickstart_on_an_existing_tiny_dataset(tiny_dataset_home, tmp_path, monkeypatch, capsys):
+    from dcsbench.cli import main
+
+    monkeypatch.setenv("DCSBENCH_REFERENCES", str(tmp_path / "refs.json"))
+    out = tmp_path / "qs"
+    assert main(["quickstart", "--set", "bc.updates=2", "--set", "bc.batch_size=8",
+                 "--episodes", "1", "--num-envs", "1", "--out", str(out), "--no-progress"]) == 0
+    text = capsys.readouterr().out
+    assert "Primary score" in text and "record: " in text
+    assert len(list(out.glob("bc__cheetah-run-distractors-tiny__*.json"))) == 1

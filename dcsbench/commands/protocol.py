@@ -110,6 +110,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--dataset", default="cheetah-run-distractors-tiny")
     p.add_argument("--method", default="bc", help="baseline to run with its tiny preset")
     p.add_argument("--budget", type=int, default=None, help="default: the tier's smallest")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="override one option of the tiny preset (repeatable)")
     p.add_argument("--out", default="runs/quickstart", help="record folder")
     p.add_argument("--episodes", type=int, default=None,
                    help="evaluation episodes (default: protocol's 25)")
@@ -321,21 +323,23 @@ def cmd_quickstart(args: argparse.Namespace) -> int:
     import time
 
     from dcsbench import registry
-    from dcsbench.protocol import evaluate, make_agent
+    from dcsbench.protocol import evaluate, make_agent, record_path
 
     t0 = time.perf_counter()
     name = registry.parse_dataset_name(args.dataset)
     budget = args.budget if args.budget is not None else name.tier_spec.budgets[0]
     _ensure_dataset(str(name), args.root)
-    agent = make_agent(args.method, preset="tiny")
+    agent = make_agent(args.method, overrides=args.overrides, preset="tiny")
     kw = {"num_envs": args.num_envs, "root": args.root}
     if args.episodes is not None:
         kw["n_episodes"] = args.episodes
     record = evaluate(agent, str(name), budget, 0, out=args.out,
                       progress=not args.no_progress, **kw)
-    rep = score_report([record], reps=500, missing_reference="nan")
+    path = record_path(args.out, record.method.name, record.dataset.name, record.source,
+                       record.budget, record.seed)
+    rep = score_report([(path, record)], reps=500, missing_reference="nan")
     print(render_table(rep))
-    print(f"\nrecord written under {args.out}/ ; rescore with: dcsbench score {args.out}")
+    print(f"\nrecord: {path}\nrescore with: dcsbench score {args.out}")
     print(f"quickstart finished in {time.perf_counter() - t0:.0f} s")
     return 0
 

@@ -97,7 +97,12 @@ def main() -> None:
         clean.close()
         target = TARGETS.get(task)
         r["target"] = f">= {target}" if target else "-"
-        r["ok"] = "" if not target else ("yes" if r["distractors"] >= target else "NO")
+        if not target:
+            r["ok"] = ""
+        elif load_before < 1.5:
+            r["ok"] = "yes" if d_wall >= target else "NO"
+        else:  # a shared machine: judge by the CPU-time rate and say so
+            r["ok"] = ("yes" if d_cpu >= target else "NO") + " (per CPU-s, loaded machine)"
         rows.append(r)
         print(f"{task:14s} distractors {r['distractors']:7.0f} ({d_cpu:.0f}/cpu-s)  "
               f"clean {r['clean']:7.0f} ({c_cpu:.0f}/cpu-s)  "

@@ -294,3 +294,23 @@ def test_every_baseline_runs_through_dcsbench_run(method, tiny_dataset_home, tmp
         assert rec.offline_metrics["probe_mse_eval"] >= 0
     else:
         assert "probe_mse_eval" not in rec.offline_metrics
+
+
+# ------------------------------------------------------------------------------ GPU
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+@pytest.mark.parametrize("method", sorted(baselines.BASELINES))
+@pytest.mark.parametrize("compile_", [False, True])
+@pytest.mark.parametrize("on_device", ["true", "false"])
+def test_fit_and_act_on_cuda(method, compile_, on_device, views):
+    """bf16 autocast, channels_last, optional torch.compile, frames gathered on the GPU or on the
+    host (prefetch thread): fits, acts, saves/loads."""
+    unlabeled, labeled = views
+    agent = baselines.make_agent(method, "tiny", **fast_overrides(
+        method, **{"runtime.device": "cuda", "runtime.compile": compile_, "runtime.data_on_device": on_device}))
+    agent.fit(unlabeled, labeled, SPEC, budget=2, seed=0, logger=None)
+    obs = np.random.default_rng(0).integers(0, 255, (4, 64, 64, 9), dtype=np.uint8)
+    act = agent.act(obs)
+    assert act.shape == (4, 6) and act.dtype == np.float32 and np.isfinite(act).all()

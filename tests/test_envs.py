@@ -126,6 +126,30 @@ def test_humanoid_ground_is_blended_with_video():
     env.close()
 
 
+@pytest.mark.parametrize("task", ["cheetah-run", "humanoid-walk"])
+def test_depth_masks_match_segmentation_masks(task):
+    """The default one-pass (depth) masks agree with the exact segmentation-pass masks."""
+    env = envs.make_env(task, "distractors", frame_stack=1)
+    env.reset(seed=1)
+    r = env.unwrapped._renderer
+    rng = np.random.default_rng(0)
+    sky_diff = floor_diff = total = 0
+    for _ in range(15):
+        env.step(rng.uniform(-1, 1, size=env.action_space.shape).astype(np.float32))
+        r.render("segmentation")
+        sky, floor = r.background.copy(), r.floor.copy()
+        r.render("depth")
+        sky_diff += int((sky != r.background).sum())
+        floor_diff += int((floor != r.floor).sum())
+        total += sky.size
+    assert sky_diff == 0
+    assert floor_diff / total < 1e-3
+    assert floor.any()
+    with pytest.raises(ValueError, match="depth"):
+        r.render("stencil")
+    env.close()
+
+
 def test_clean_setting_is_deterministic_and_has_no_distractors():
     env = envs.make_env("walker-run", "clean", frame_stack=1)
     a = rollout(env, seed=2, n_steps=10)

@@ -3,9 +3,10 @@
 :class:`DCSEnv` wraps a dm_control suite task directly (no shimmy layer: one less copy per
 step) and adds, in the ``distractors`` setting, the three dynamic distractors:
 
-1. background video, composited in image space: a segmentation pass marks the pixels where no
-   geom was hit (the sky) and those show the current video frame; the ground plane stays opaque
-   (cheetah, walker, hopper) or is blended with alpha 0.3 over the video (humanoid);
+1. background video, composited in image space: the pixels where no geom was hit (the sky,
+   found from the depth buffer or a segmentation pass) show the current video frame; the
+   ground plane stays opaque (cheetah, walker, hopper) or is blended with alpha 0.3 over the
+   video (humanoid);
 2. camera shake (:class:`dcsbench.envs.distractors.CameraShake`);
 3. agent colour change (:class:`dcsbench.envs.distractors.ColorChange`).
 
@@ -24,7 +25,7 @@ from dcsbench.registry import EPISODE_LENGTH, IMAGE_SIZE, POOLS, SETTINGS, SOURC
 
 from .backgrounds import BackgroundPlayer, get_source
 from .distractors import CameraShake, CameraShakeParams, ColorChange
-from .render import FastRenderer
+from .render import MASK_MODES, FastRenderer
 from .state import flatten_state
 
 #: Distraction scale of camera shake and colour change (paper's "easy" scale, PROTOCOL.md 1).
@@ -49,6 +50,11 @@ class DCSEnv(gym.Env):
         davis_dir: DAVIS-2017 folder for ``source="davis"``.
         episode_length: control steps before ``truncated=True``.
         size: image side in pixels (64 in the protocol).
+        mask_mode: how sky and ground pixels are found for compositing: ``depth`` (default:
+            from the depth buffer of the one RGB pass) or ``segmentation`` (a second,
+            segmentation render pass; ~1.4x slower for humanoid). Both give the same sky mask
+            and ground masks that differ in < 0.01% of pixels (tested);
+            see :meth:`dcsbench.envs.render.FastRenderer.render`.
 
     ``info["state"]`` (float32) is the proprioceptive state for data collection; agents must not
     see it. ``info["video"]`` is the index of the background video of the episode (or -1).
@@ -59,7 +65,7 @@ class DCSEnv(gym.Env):
     def __init__(self, task: str, setting: str = "distractors", backgrounds: str = "train",
                  source: str = "procedural", seed: int | None = None, davis_dir=None,
                  episode_length: int = EPISODE_LENGTH, size: int = IMAGE_SIZE,
-                 render_mode: str | None = "rgb_array"):
+                 render_mode: str | None = "rgb_array", mask_mode: str = "depth"):
         from dm_control import suite
 
         self.task = check_choice("task", task, TASKS)
@@ -69,6 +75,7 @@ class DCSEnv(gym.Env):
         if int(episode_length) < 1:
             raise ValueError(f"episode_length must be >= 1, got {episode_length}")
         self.episode_length = int(episode_length)
+        check_choice("mask mode", mask_mode, MASK_MODES)
         self.render_mode = render_mode
         domain, task_name = TASKS[task]
         self.domain = domain
@@ -79,6 +86,7 @@ class DCSEnv(gym.Env):
         self._renderer = FastRenderer(self._physics, size=size, camera_id=camera_id,
                                       share_key=domain)
         self.distractors = setting == "distractors"
+        self.mask_mode = mask_mode
         if self.distractors:
             self._player = BackgroundPlayer(get_source(source, davis_dir, size), backgrounds)
             self._shake = CameraShake(camera_id, CameraShakeParams(scale=DISTRACTION_SCALE))
@@ -104,7 +112,7 @@ class DCSEnv(gym.Env):
         r = self._renderer
         if not self.distractors:
             return r.render()
-        rgb = r.render(segmentation=True)
+        rgb = r.render(masks=self.mask_mode)
         video = self._player.frame
         out = np.where(r.background[..., None], video, rgb)
         if self._ground_alpha < 1.0:

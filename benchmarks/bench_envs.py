@@ -132,8 +132,9 @@ def main() -> None:
             "of the benchmark process (all its threads). 1-minute load average before / after the run: "
             f"{load_before:.1f} / {os.getloadavg()[0]:.1f} (other jobs were sharing the CPU "
             "if these exceed ~1; numbers then understate the throughput).\n\n"
-            "`distractors` = background video (procedural, train pool) composited through a "
-            "segmentation pass + camera shake + colour change; `clean` = one RGB pass. "
+            "`distractors` = background video (procedural, train pool) composited using "
+            "sky/ground masks from the depth buffer of the single RGB pass (the default "
+            "`mask_mode`) + camera shake + colour change; `clean` = one RGB pass. "
             "`physics.render fps` is dm_control's default render path at 64x64, for comparison.\n\n"
             + table)
         atomic_write_text(args.write, text)

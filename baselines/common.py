@@ -231,7 +231,7 @@ class TransitionSampler:
             self.store = torch.empty((int(self.cum[-1]), *self.frames[0].shape[1:]), dtype=torch.uint8,
                                      device=runtime.device)
             for i, f in enumerate(self.frames):
-                self.store[self.cum[i]:self.cum[i + 1]] = torch.from_numpy(np.ascontiguousarray(f)).to(runtime.device)
+                self.store[self.cum[i]:self.cum[i + 1]] = torch.from_numpy(np.array(f)).to(runtime.device)
 
     def draw(self, n: int, rng: np.random.Generator, max_offset: int = 1) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Random ``(traj, t, k)``: k uniform in ``1..max_offset``, frames equally likely, ``t+k <= T-1``."""

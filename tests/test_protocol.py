@@ -228,6 +228,15 @@ def test_agent_loading_and_overrides(tmp_path):
         protocol.parse_overrides(["novalue"])
 
 
+def test_reference_guard_refuses_a_bc_that_did_not_learn():
+    from dcsbench.commands.protocol import check_reference
+
+    check_reference(300.0, 800.0, 0.1)
+    check_reference(1.0, 800.0, 0.0)                  # disabled
+    with pytest.raises(ValueError, match="BC did not learn"):
+        check_reference(1.2, 800.0, 0.1)
+
+
 def test_linear_probe_recovers_linear_map():
     rng = np.random.default_rng(0)
     z = rng.normal(size=(200, 5))
@@ -277,8 +286,8 @@ def test_end_to_end_run_and_score(tiny_dataset_home, tmp_path, monkeypatch, caps
                  "--budget", "2", "--seed", "0", "--out", str(tmp_path / "runs"),
                  "--no-progress", *short]) == 0
     assert main(["reference", name, "--preset", "tiny", "--set", "bc.updates=2",
-                 "--set", "bc.batch_size=8", "--out", str(tmp_path / "ref"), "--no-progress",
-                 *short]) == 0
+                 "--set", "bc.batch_size=8", "--min-fraction", "0", "--out", str(tmp_path / "ref"),
+                 "--no-progress", *short]) == 0
     capsys.readouterr()
     refs = json.loads((tmp_path / "refs.json").read_text())["references"]
     entry = refs[f"{name}/procedural"]

@@ -94,6 +94,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--references", default=None,
                    help="references file to update (default: the packaged "
                         "dcsbench/registry_data/references.json or $DCSBENCH_REFERENCES)")
+    p.add_argument("--min-fraction", type=float, default=0.1,
+                   help="refuse a reference below this fraction of the demonstrators' mean "
+                        "return (BC did not learn); 0 disables (default 0.1)")
     p.add_argument("--episodes", type=int, default=None,
                    help="evaluation episodes (protocol: 25; tests only)")
     p.add_argument("--episode-length", type=int, default=None,
@@ -284,15 +287,32 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     return 1 if failed else 0
 
 
+def check_reference(ret: float, demo_mean: float, min_fraction: float) -> None:
+    """Refuse a reference below ``min_fraction`` of the demonstrators' mean return.
+
+    A BC that did not learn (too few updates, too small a network) gives a near-zero
+    reference, and every normalized score divided by it becomes meaningless (a random agent
+    would score far above 1). ``min_fraction=0`` disables the check.
+    """
+    if min_fraction > 0 and demo_mean > 0 and ret < min_fraction * demo_mean:
+        raise ValueError(
+            f"BC reached a mean return of {ret:.1f}, below {min_fraction:.0%} of the dataset's "
+            f"demonstrators ({demo_mean:.1f}): BC did not learn, so this is no usable reference. "
+            f"Use a stronger config (e.g. --preset paper, more bc.updates) or --min-fraction 0 "
+            f"to store it anyway. The run's record is kept.")
+
+
 def measure_reference(dataset: str, preset: str = "paper", config_file=None, overrides=(),
                       seed: int = 0, out="runs/reference", references=None,
-                      progress: bool = True, **evaluate_kwargs):
+                      progress: bool = True, min_fraction: float = 0.1, **evaluate_kwargs):
     """Train BC on every train trajectory with all actions revealed, evaluate it under the
     protocol, and store its mean return as the dataset's reference (with provenance).
 
-    Returns ``(record, record_path, references_path)``.
+    The reference is refused (:func:`check_reference`) if BC reached less than
+    ``min_fraction`` of the demonstrators' mean return. Returns
+    ``(record, record_path, references_path)``.
     """
-    from dcsbench import registry, scoring
+    from dcsbench import data, registry, scoring
     from dcsbench.protocol import evaluate, make_agent, record_path
 
     name = registry.parse_dataset_name(dataset)
@@ -303,7 +323,11 @@ def measure_reference(dataset: str, preset: str = "paper", config_file=None, ove
                        record.budget, record.seed)
     if not record.protocol_compliant:
         print("warning: the reference run is not protocol-compliant", file=sys.stderr)
-    entry = scoring.reference_entry(record, path, {"preset": preset})
+    demo = data.load_dataset(str(name), "train", root=evaluate_kwargs.get("root"))
+    demo_mean = float(sum(demo.returns) / len(demo.returns))
+    check_reference(record.primary.mean_return, demo_mean, min_fraction)
+    entry = scoring.reference_entry(record, path, {"preset": preset,
+                                                   "demonstrator_mean_return": demo_mean})
     return record, path, scoring.store_reference(entry, references)
 
 
@@ -311,7 +335,8 @@ def cmd_reference(args: argparse.Namespace) -> int:
     """``dcsbench reference DATASET``."""
     record, path, refs = measure_reference(
         args.dataset, args.preset, args.config, args.overrides, args.seed, args.out,
-        args.references, progress=not args.no_progress, **_evaluate_kwargs(args))
+        args.references, progress=not args.no_progress, min_fraction=args.min_fraction,
+        **_evaluate_kwargs(args))
     print(f"reference return of {record.dataset.name} ({record.source}): "
           f"{record.primary.mean_return:.1f} (BC, {record.budget} labeled trajectories, "
           f"{len(record.primary.returns)} episodes)\nrecord: {path}\nstored in: {refs}")

@@ -134,3 +134,28 @@ def test_stop_at_exports_an_intermediate_expert(tmp_path):
     assert other["num_timesteps"] == 1000
     a, b = tr.policy_from_checkpoint(tmp_path), tr.policy_from_checkpoint(tmp_path / "b")
     np.testing.assert_array_equal(a.weights[0], b.weights[0])
+
+
+def test_sac_resume_is_exact_and_export_matches(tmp_path):
+    cfg = tr.SACConfig(learning_starts=300, buffer_size=5000, batch_size=32, net_arch=[32, 32],
+                       episode_length=200)  # short episodes: checkpoints every 200 steps
+    quiet = lambda *_: None  # noqa: E731
+    tr.train_expert(TASK, tmp_path / "once", total_steps=600, n_envs=1, config=cfg,
+                    export=False, log=quiet)
+    for _ in range(3):
+        status = tr.train_expert(TASK, tmp_path / "chunks", total_steps=600, n_envs=1, config=cfg,
+                                 max_minutes=1e-4, export=False, log=quiet)
+    assert status["finished"] and status["num_timesteps"] == 600
+    a, b = tr.policy_from_checkpoint(tmp_path / "once"), tr.policy_from_checkpoint(tmp_path / "chunks")
+    for wa, wb in zip(a.weights + a.biases, b.weights + b.biases):
+        np.testing.assert_array_equal(wa, wb)
+    assert b.output == "tanh"
+    model, env = tr._build(TASK, 1, 0, cfg, 0)
+    ckpt = tr._latest_checkpoint(tmp_path / "chunks")
+    model.policy.load_state_dict(torch.load(ckpt / "policy.pt", weights_only=True))
+    states = np.random.default_rng(0).normal(size=(16, 17)).astype(np.float32)
+    expected, _ = model.predict(states, deterministic=True)
+    np.testing.assert_allclose(b(states), expected, atol=1e-5)
+    env.close()
+    with pytest.raises(ValueError, match="one env"):
+        tr.train_expert(TASK, tmp_path / "x", total_steps=2000, n_envs=2, config=cfg)

@@ -18,8 +18,10 @@ def register(sub) -> None:
     p.add_argument("task", help=f"one of {', '.join(registry.TASKS)}")
     p.add_argument("--total-steps", type=int, default=10_000_000,
                    help="environment steps (rounded up to whole rollouts of n_envs x 1000)")
-    p.add_argument("--n-envs", type=int, default=8, help="parallel env processes (must stay "
-                   "the same across resumes)")
+    p.add_argument("--algo", default="ppo", choices=("ppo", "sac"),
+                   help="ppo (fast on many cores) or sac (sample-efficient, one env)")
+    p.add_argument("--n-envs", type=int, default=None, help="parallel envs (default 8 for ppo, "
+                   "1 for sac; must stay the same across resumes)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", default=None, help="run folder (default runs/expert-TASK)")
     p.add_argument("--max-minutes", type=float, default=None,
@@ -72,9 +74,10 @@ def _train(args: argparse.Namespace) -> int:
         train.export_run(out, eval_episodes=args.eval_episodes)
         status = {"finished": True}
     else:
-        cfg = train.PPOConfig(torch_threads=args.torch_threads)
+        cfg = train.ALGOS[args.algo](torch_threads=args.torch_threads)
+        n_envs = args.n_envs or (1 if args.algo == "sac" else 8)
         status = train.train_expert(args.task, out, total_steps=args.total_steps,
-                                    n_envs=args.n_envs, seed=args.seed,
+                                    n_envs=n_envs, seed=args.seed,
                                     max_minutes=args.max_minutes,
                                     checkpoint_minutes=args.checkpoint_minutes, config=cfg,
                                     eval_episodes=args.eval_episodes, vec_env=args.vec_env,

@@ -42,9 +42,11 @@ def render_card(card: dict) -> str:
         "",
         "## Policy",
         "",
-        f"Observation normalised with the training running mean/variance (clip {hp.get('clip_obs')}), "
-        f"MLP {hp.get('net_arch')} with {hp.get('activation')}, output = mean of the Gaussian "
-        "policy clipped to [-1, 1] (deterministic). Stored as plain tensors in safetensors; "
+        (f"Observation normalised with the training running mean/variance (clip {hp['clip_obs']}), "
+         if "clip_obs" in hp else "Raw state input (no normalisation), ")
+        + f"MLP {hp.get('net_arch')} with {hp.get('activation')}, output = mean of the Gaussian "
+        + ("policy squashed by tanh" if card.get("output") == "tanh" else "policy clipped to [-1, 1]")
+        + " (deterministic). Stored as plain tensors in safetensors; "
         "`dcsbench.experts.load_expert` needs only numpy.",
         "",
         "## Hyper-parameters",

@@ -7,10 +7,11 @@ File format (``{task}.safetensors``, tensors only, nothing executable):
 * ``layers.{i}.weight`` (float32, ``(out, in)``) and ``layers.{i}.bias``: the MLP, hidden layers
   followed by ``activation``, the last layer is the Gaussian *mean* action (no activation).
 * metadata: ``format`` (``dcsbench-expert-v1``), ``task``, ``activation``, ``obs_clip``,
-  ``obs_epsilon``.
+  ``obs_epsilon``, ``output``.
 
-The action is the mean clipped to ``[-1, 1]`` (what stable-baselines3's deterministic
-``predict`` does for a Box action space), returned as float32.
+The action is the mean clipped to ``[-1, 1]`` (``output="clip"``: what stable-baselines3's
+deterministic ``predict`` does for PPO's Gaussian policy) or squashed by ``tanh``
+(``output="tanh"``: SAC's squashed Gaussian), returned as float32.
 """
 
 from __future__ import annotations
@@ -36,9 +37,12 @@ class ExpertPolicy:
 
     def __init__(self, task: str, obs_mean: np.ndarray, obs_var: np.ndarray,
                  weights: list[np.ndarray], biases: list[np.ndarray], activation: str = "tanh",
-                 obs_clip: float = 10.0, obs_epsilon: float = 1e-8, metadata: dict | None = None):
+                 obs_clip: float = 10.0, obs_epsilon: float = 1e-8, metadata: dict | None = None,
+                 output: str = "clip"):
         if activation not in _ACTIVATIONS:
             raise ValueError(f"unknown activation {activation!r}; valid: {sorted(_ACTIVATIONS)}")
+        if output not in ("clip", "tanh"):
+            raise ValueError(f"unknown output {output!r}; valid: clip, tanh")
         if len(weights) != len(biases) or not weights:
             raise ValueError("need one bias per weight matrix and at least one layer")
         self.task = task
@@ -47,6 +51,7 @@ class ExpertPolicy:
         self.weights = [np.ascontiguousarray(w, dtype=np.float32) for w in weights]
         self.biases = [np.asarray(b, dtype=np.float32) for b in biases]
         self.activation = activation
+        self.output = output
         self.obs_clip = float(obs_clip)
         self.obs_epsilon = float(obs_epsilon)
         self.metadata = dict(metadata or {})
@@ -73,6 +78,7 @@ class ExpertPolicy:
             x = x @ w.T + b
             if i < len(self.weights) - 1:
                 x = act(x)
+        x = np.tanh(x) if self.output == "tanh" else x
         return np.clip(x, -1.0, 1.0).astype(np.float32)
 
     # ---------------------------------------------------------------- file IO
@@ -88,7 +94,8 @@ class ExpertPolicy:
             tensors[f"layers.{i}.bias"] = b
         meta = {**{k: str(v) for k, v in self.metadata.items()}, "format": FORMAT,
                 "task": self.task, "activation": self.activation,
-                "obs_clip": repr(self.obs_clip), "obs_epsilon": repr(self.obs_epsilon)}
+                "obs_clip": repr(self.obs_clip), "obs_epsilon": repr(self.obs_epsilon),
+                "output": self.output}
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
         os.close(fd)
         try:
@@ -118,10 +125,10 @@ class ExpertPolicy:
         except KeyError as err:
             raise ValueError(f"{path}: missing tensor {err}") from None
         extra = {k: v for k, v in meta.items()
-                 if k not in ("format", "task", "activation", "obs_clip", "obs_epsilon")}
+                 if k not in ("format", "task", "activation", "obs_clip", "obs_epsilon", "output")}
         return cls(meta["task"], mean, var, weights, biases, activation=meta["activation"],
                    obs_clip=float(meta["obs_clip"]), obs_epsilon=float(meta["obs_epsilon"]),
-                   metadata=extra)
+                   metadata=extra, output=meta.get("output", "clip"))
 
 
 def from_sb3(model, vec_normalize, task: str) -> ExpertPolicy:

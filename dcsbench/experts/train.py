@@ -1,4 +1,4 @@
-"""Train a state-based expert with PPO (stable-baselines3), resumably, and export it.
+"""Train a state-based expert with PPO or SAC (stable-baselines3), resumably, and export it.
 
 One screen of logic: :class:`PPOConfig` holds the hyper-parameters, :func:`train_expert` runs
 PPO's rollout/update loop itself (the same calls as ``PPO.learn``) so that it can stop between
@@ -15,7 +15,11 @@ two updates, write a checkpoint and pick up again *exactly*:
 Running the same command again on the same output folder therefore continues the same run, and
 ``N`` steps in several chunks give the same weights as ``N`` steps in one go (tested).
 
-Hyper-parameters (a documented choice for DeepMind Control locomotion from state): rollouts of
+SAC (``--algo sac``, :class:`SACConfig`) uses the same machinery with one env, one episode per
+unit and the replay buffer in the checkpoint; it is far more sample-efficient on walker/hopper
+but does ~10x fewer steps/s on a CPU.
+
+PPO hyper-parameters (a documented choice for DeepMind Control locomotion from state): rollouts of
 1000 steps x ``n_envs`` (16 envs -> 16k samples per update), 16 minibatches, 10 epochs,
 gamma 0.99, GAE lambda 0.95, clip 0.2, lr 3e-4 decayed linearly to 0, no entropy bonus,
 max grad norm 0.5, separate 256x256 tanh actor and critic, initial log-std -0.5,
@@ -71,6 +75,29 @@ class PPOConfig:
     torch_threads: int = 1         # for the learner process
 
 
+@dataclass
+class SACConfig:
+    """SAC hyper-parameters (the standard state-based DMC setting: one env, one gradient step of
+    batch 256 per env step, 256x256 ReLU actor and twin critics, automatic entropy tuning).
+    Sample-efficient where PPO stalls (walker, hopper), but ~10x fewer steps/s on a CPU."""
+
+    buffer_size: int = 1_000_000
+    batch_size: int = 256
+    learning_rate: float = 3e-4
+    gamma: float = 0.99
+    tau: float = 0.005
+    learning_starts: int = 5000
+    train_freq: int = 1
+    gradient_steps: int = 1
+    net_arch: list[int] = field(default_factory=lambda: [256, 256])
+    activation: str = "relu"
+    episode_length: int = registry.EPISODE_LENGTH
+    torch_threads: int = 1
+
+
+ALGOS = {"ppo": PPOConfig, "sac": SACConfig}
+
+
 def _minibatch_size(rollout: int, n_minibatches: int) -> int:
     """Largest divisor of ``rollout`` not above ``rollout / n_minibatches`` (no ragged batch)."""
     target = max(1, rollout // n_minibatches)
@@ -84,13 +111,16 @@ def _make_env_fn(task: str, seed: int, index: int, episode: int, episode_length:
     return _thunk
 
 
-def _build(task: str, n_envs: int, seed: int, cfg: PPOConfig, episodes_done: int,
+def _build(task: str, n_envs: int, seed: int, cfg, episodes_done: int,
            vec_env: str = "subproc", device: str = "cpu"):
     """Vector env (VecMonitor + VecNormalize) and a fresh PPO model.
 
     ``vec_env="subproc"`` steps each env in its own process, ``"dummy"`` all in this process
     (better where inter-process communication is slow or physics is cheap); both give
-    identical results. ``device`` is the torch device of the learner (``cpu``, ``cuda``)."""
+    identical results. ``device`` is the torch device of the learner (``cpu``, ``cuda``).
+    A :class:`SACConfig` builds SAC on one in-process env instead (no normalisation)."""
+    if isinstance(cfg, SACConfig):
+        return _build_sac(task, n_envs, seed, cfg, episodes_done, device)
     import torch
     from stable_baselines3 import PPO
     from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv, VecMonitor, VecNormalize
@@ -114,6 +144,37 @@ def _build(task: str, n_envs: int, seed: int, cfg: PPOConfig, episodes_done: int
     return model, env
 
 
+def _build_sac(task: str, n_envs: int, seed: int, cfg: SACConfig, episodes_done: int, device: str):
+    import torch
+    from stable_baselines3 import SAC
+    from stable_baselines3.common.vec_env import DummyVecEnv, VecMonitor
+
+    if n_envs != 1:
+        raise ValueError("SAC trains on one env: use --n-envs 1")
+    env = VecMonitor(DummyVecEnv([_make_env_fn(task, seed, 0, episodes_done, cfg.episode_length)]))
+    act = {"tanh": torch.nn.Tanh, "relu": torch.nn.ReLU}[cfg.activation]
+    model = SAC("MlpPolicy", env, buffer_size=cfg.buffer_size, batch_size=cfg.batch_size,
+                learning_rate=cfg.learning_rate, gamma=cfg.gamma, tau=cfg.tau,
+                learning_starts=cfg.learning_starts, train_freq=cfg.train_freq,
+                gradient_steps=cfg.gradient_steps, device=device, verbose=0,
+                policy_kwargs=dict(net_arch=list(cfg.net_arch), activation_fn=act))
+    model.action_space.seed(seed)  # warm-up actions (before learning_starts) are seeded too
+    return model, env
+
+
+def _iterate(model, callback) -> None:
+    """One unit of training that ends at an episode boundary of every env."""
+    from stable_baselines3 import SAC
+
+    if isinstance(model, SAC):  # one episode: episode_length env steps, one update each
+        steps = model.env.get_attr("episode_length")[0]
+        model.learn(steps, callback=callback, log_interval=None, reset_num_timesteps=False)
+        return
+    model.collect_rollouts(model.env, callback, model.rollout_buffer, n_rollout_steps=model.n_steps)
+    model._update_current_progress_remaining(model.num_timesteps, model._total_timesteps)
+    model.train()
+
+
 # ------------------------------------------------------------------------------ checkpoints
 def _latest_checkpoint(out: Path) -> Path | None:
     done = sorted(p for p in (out / "checkpoints").glob(f"{CKPT_PREFIX}*") if (p / "state.json").is_file())
@@ -131,13 +192,26 @@ def _save_checkpoint(out: Path, model, env, extra: dict, keep: int = 2) -> Path:
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
     torch.save(model.policy.state_dict(), tmp / "policy.pt")
-    torch.save(model.policy.optimizer.state_dict(), tmp / "optimizer.pt")
     torch.save(torch.get_rng_state(), tmp / "torch_rng.pt")
     if torch.cuda.is_available():
         torch.save(torch.cuda.get_rng_state_all(), tmp / "cuda_rng.pt")
-    np.savez(tmp / "vecnormalize.npz", obs_mean=env.obs_rms.mean, obs_var=env.obs_rms.var,
-             obs_count=np.float64(env.obs_rms.count), ret_mean=env.ret_rms.mean,
-             ret_var=env.ret_rms.var, ret_count=np.float64(env.ret_rms.count), returns=env.returns)
+    if hasattr(model, "replay_buffer"):  # SAC: optimizers, entropy coefficient, replay buffer
+        torch.save({"actor": model.actor.optimizer.state_dict(),
+                    "critic": model.critic.optimizer.state_dict(),
+                    "ent_coef": model.ent_coef_optimizer.state_dict(),
+                    "log_ent_coef": model.log_ent_coef.detach().cpu()}, tmp / "optimizer.pt")
+        rb = model.replay_buffer
+        n = rb.buffer_size if rb.full else rb.pos
+        np.savez(tmp / "replay.npz", pos=rb.pos, full=rb.full, **{
+            k: getattr(rb, k)[:n] for k in
+            ("observations", "next_observations", "actions", "rewards", "dones", "timeouts")})
+        extra = {**extra, "episode_num": int(model._episode_num),
+                 "action_space_rng": model.action_space.np_random.bit_generator.state}
+    else:
+        torch.save(model.policy.optimizer.state_dict(), tmp / "optimizer.pt")
+        np.savez(tmp / "vecnormalize.npz", obs_mean=env.obs_rms.mean, obs_var=env.obs_rms.var,
+                 obs_count=np.float64(env.obs_rms.count), ret_mean=env.ret_rms.mean,
+                 ret_var=env.ret_rms.var, ret_count=np.float64(env.ret_rms.count), returns=env.returns)
     np_state = np.random.get_state()
     py_state = random.getstate()
     state = {"num_timesteps": int(model.num_timesteps), "n_updates": int(model._n_updates),
@@ -157,22 +231,13 @@ def _load_checkpoint(ckpt: Path, model, env) -> dict:
 
     cpu = {"map_location": "cpu", "weights_only": True}
     model.policy.load_state_dict(torch.load(ckpt / "policy.pt", **cpu))
-    model.policy.optimizer.load_state_dict(torch.load(ckpt / "optimizer.pt", **cpu))
-    with np.load(ckpt / "vecnormalize.npz") as z:
-        env.obs_rms.mean, env.obs_rms.var = z["obs_mean"].copy(), z["obs_var"].copy()
-        env.obs_rms.count = float(z["obs_count"])
-        env.ret_rms.mean, env.ret_rms.var = z["ret_mean"].copy(), z["ret_var"].copy()
-        env.ret_rms.count = float(z["ret_count"])
-        returns = z["returns"].copy()
     state = json.loads((ckpt / "state.json").read_text())
+    if hasattr(model, "replay_buffer"):
+        _load_sac_state(ckpt, model, state)
+    else:
+        _load_ppo_state(ckpt, model, env)
     model.num_timesteps = state["num_timesteps"]
     model._n_updates = state["n_updates"]
-    # The envs are at an episode boundary: start the next episodes without touching the
-    # normalisation statistics (an uninterrupted run updated them on the auto-reset already).
-    raw = env.venv.reset()
-    env.old_obs, env.returns = raw, returns
-    model._last_obs = env.normalize_obs(raw)
-    model._last_episode_starts = np.ones(env.num_envs, dtype=bool)
     torch.set_rng_state(torch.load(ckpt / "torch_rng.pt", **cpu))
     if (ckpt / "cuda_rng.pt").is_file() and torch.cuda.is_available():
         states = torch.load(ckpt / "cuda_rng.pt", **cpu)
@@ -185,10 +250,51 @@ def _load_checkpoint(ckpt: Path, model, env) -> dict:
     return state
 
 
+def _load_sac_state(ckpt: Path, model, state: dict) -> None:
+    import torch
+
+    opt = torch.load(ckpt / "optimizer.pt", map_location="cpu", weights_only=True)
+    with torch.no_grad():
+        model.log_ent_coef.copy_(opt["log_ent_coef"])
+    model.actor.optimizer.load_state_dict(opt["actor"])
+    model.critic.optimizer.load_state_dict(opt["critic"])
+    model.ent_coef_optimizer.load_state_dict(opt["ent_coef"])
+    rb = model.replay_buffer
+    with np.load(ckpt / "replay.npz") as z:
+        for k in ("observations", "next_observations", "actions", "rewards", "dones", "timeouts"):
+            arr = z[k]
+            getattr(rb, k)[:len(arr)] = arr
+        rb.pos, rb.full = int(z["pos"]), bool(z["full"])
+    model._episode_num = state["episode_num"]
+    model.action_space.np_random.bit_generator.state = state["action_space_rng"]
+    model._last_obs = model.env.reset()  # next episode (the env's episode counter was restored)
+    model._last_episode_starts = np.ones(model.env.num_envs, dtype=bool)
+
+
+def _load_ppo_state(ckpt: Path, model, env) -> None:
+    import torch
+
+    model.policy.optimizer.load_state_dict(
+        torch.load(ckpt / "optimizer.pt", map_location="cpu", weights_only=True))
+    with np.load(ckpt / "vecnormalize.npz") as z:
+        env.obs_rms.mean, env.obs_rms.var = z["obs_mean"].copy(), z["obs_var"].copy()
+        env.obs_rms.count = float(z["obs_count"])
+        env.ret_rms.mean, env.ret_rms.var = z["ret_mean"].copy(), z["ret_var"].copy()
+        env.ret_rms.count = float(z["ret_count"])
+        returns = z["returns"].copy()
+    # The envs are at an episode boundary: start the next episodes without touching the
+    # normalisation statistics (an uninterrupted run updated them on the auto-reset already).
+    raw = env.venv.reset()
+    env.old_obs, env.returns = raw, returns
+    model._last_obs = env.normalize_obs(raw)
+    model._last_episode_starts = np.ones(env.num_envs, dtype=bool)
+
+
 # ------------------------------------------------------------------------------ training
-def canonical_command(task: str, total_steps: int, n_envs: int, seed: int) -> str:
+def canonical_command(task: str, total_steps: int, n_envs: int, seed: int, algo: str = "ppo") -> str:
     """The command that reproduces a run (output folder and time limits do not change results)."""
-    return f"dcsbench train-expert {task} --total-steps {total_steps} --n-envs {n_envs} --seed {seed}"
+    cmd = f"dcsbench train-expert {task} --total-steps {total_steps} --n-envs {n_envs} --seed {seed}"
+    return cmd + (f" --algo {algo}" if algo != "ppo" else "")
 
 
 def train_expert(task: str, out: str | os.PathLike, total_steps: int = 10_000_000, n_envs: int = 8,
@@ -216,12 +322,14 @@ def train_expert(task: str, out: str | os.PathLike, total_steps: int = 10_000_00
     t_start = time.monotonic()
     registry.check_choice("task", task, registry.TASKS)
     cfg = config or PPOConfig()
-    if cfg.n_steps % cfg.episode_length:
+    algo = "sac" if isinstance(cfg, SACConfig) else "ppo"
+    n_steps = cfg.episode_length if algo == "sac" else cfg.n_steps  # env steps per env per unit
+    if n_steps % cfg.episode_length:
         raise ValueError(f"n_steps ({cfg.n_steps}) must be a multiple of episode_length "
                          f"({cfg.episode_length}) for exact resumption")
     if n_envs < 1 or total_steps < 1:
         raise ValueError("--n-envs and --total-steps must be positive")
-    per_iter = n_envs * cfg.n_steps
+    per_iter = n_envs * n_steps
     total = int(math.ceil(total_steps / per_iter) * per_iter)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -229,17 +337,20 @@ def train_expert(task: str, out: str | os.PathLike, total_steps: int = 10_000_00
     cfg_dict = dataclasses.asdict(cfg)
     if run_file.is_file():
         run = json.loads(run_file.read_text())
-        for key, new in (("task", task), ("seed", seed), ("n_envs", n_envs), ("config", cfg_dict)):
+        run.setdefault("algo", "ppo")
+        for key, new in (("task", task), ("algo", algo), ("seed", seed), ("n_envs", n_envs),
+                         ("config", cfg_dict)):
             if run[key] != new:
                 raise ValueError(f"{out} holds a run with {key}={run[key]!r}, not {new!r}; "
                                  f"use another --out folder")
         if run["total_steps"] != total:
             log(f"note: total steps changed {run['total_steps']} -> {total} (the lr schedule follows)")
     else:
-        run = {"task": task, "seed": seed, "n_envs": n_envs, "config": cfg_dict, "chunks": [],
+        run = {"task": task, "algo": algo, "seed": seed, "n_envs": n_envs, "config": cfg_dict,
+               "chunks": [],
                "created": datetime.now(timezone.utc).isoformat(timespec="seconds")}
     run["total_steps"] = total
-    run["command"] = canonical_command(task, total, n_envs, seed)
+    run["command"] = canonical_command(task, total, n_envs, seed, algo)
 
     atomic_write_text(run_file, json.dumps(run, indent=2) + "\n")  # a killed run stays resumable
     torch.set_num_threads(cfg.torch_threads)
@@ -258,7 +369,8 @@ def train_expert(task: str, out: str | os.PathLike, total_steps: int = 10_000_00
         train_seconds = state.get("train_seconds", 0.0)
         log(f"resuming {task} from {ckpt.name}: {model.num_timesteps}/{total} steps")
     else:
-        log(f"training {task}: {total} steps, {n_envs} envs ({vec_env}), learner on {model.device}, "
+        log(f"training {task} with {algo.upper()}: {total} steps, {n_envs} envs ({vec_env}), "
+            f"learner on {model.device}, "
             f"seed {seed} -> {out}")
 
     stop = {"signal": None}
@@ -274,18 +386,24 @@ def train_expert(task: str, out: str | os.PathLike, total_steps: int = 10_000_00
              "started": datetime.now(timezone.utc).isoformat(timespec="seconds")}
     last_ckpt_t, last_log_t, reason = time.monotonic(), 0.0, "finished"
     try:
-        total_arg, callback = model._setup_learn(total - model.num_timesteps, None,
-                                                 reset_num_timesteps=False)
-        assert total_arg == total
-        callback.on_training_start(locals(), globals())
+        if algo == "ppo":
+            total_arg, callback = model._setup_learn(total - model.num_timesteps, None,
+                                                     reset_num_timesteps=False)
+            assert total_arg == total
+            callback.on_training_start(locals(), globals())
         limit = total if stop_at is None else min(total, int(stop_at))
         while model.num_timesteps < limit:
             t_iter = time.monotonic()
             steps0 = model.num_timesteps
-            model.collect_rollouts(model.env, callback, model.rollout_buffer, n_rollout_steps=model.n_steps)
-            t_collect = time.monotonic() - t_iter
-            model._update_current_progress_remaining(model.num_timesteps, total)
-            model.train()
+            if algo == "sac":
+                _iterate(model, None)
+                t_collect = float("nan")
+            else:
+                model.collect_rollouts(model.env, callback, model.rollout_buffer,
+                                       n_rollout_steps=model.n_steps)
+                t_collect = time.monotonic() - t_iter
+                model._update_current_progress_remaining(model.num_timesteps, total)
+                model.train()
             recent.extend(float(info["r"]) for info in model.ep_info_buffer)
             model.ep_info_buffer.clear()
             now = time.monotonic()
@@ -353,10 +471,17 @@ def policy_from_checkpoint(out: str | os.PathLike):
         raise FileNotFoundError(f"{out} has no checkpoint")
     sd = torch.load(ckpt / "policy.pt", map_location="cpu", weights_only=True)
     n = len(run["config"]["net_arch"])
+    cfg = run["config"]
+    if run.get("algo", "ppo") == "sac":  # squashed Gaussian: tanh(mean); no obs normalisation
+        names = [f"actor.latent_pi.{2 * i}" for i in range(n)] + ["actor.mu"]
+        dim = sd[f"{names[0]}.weight"].shape[1]
+        return ExpertPolicy(run["task"], np.zeros(dim), np.ones(dim),
+                            [sd[f"{k}.weight"].numpy() for k in names],
+                            [sd[f"{k}.bias"].numpy() for k in names], activation=cfg["activation"],
+                            obs_clip=float("inf"), obs_epsilon=0.0, output="tanh")
     names = [f"mlp_extractor.policy_net.{2 * i}" for i in range(n)] + ["action_net"]
     with np.load(ckpt / "vecnormalize.npz") as z:
         mean, var = z["obs_mean"].copy(), z["obs_var"].copy()
-    cfg = run["config"]
     return ExpertPolicy(run["task"], mean, var, [sd[f"{k}.weight"].numpy() for k in names],
                         [sd[f"{k}.bias"].numpy() for k in names], activation=cfg["activation"],
                         obs_clip=cfg["clip_obs"], obs_epsilon=1e-8)
@@ -385,12 +510,12 @@ def export_run(out: str | os.PathLike, eval_episodes: int = 20, log=print) -> Pa
     path = policy.save(dest / f"{task}.safetensors")
     card = {
         "task": task,
-        "algorithm": f"PPO (stable-baselines3 {stable_baselines3.__version__})",
+        "algorithm": f"{run.get('algo', 'ppo').upper()} (stable-baselines3 {stable_baselines3.__version__})",
         "steps": steps, "seed": run["seed"], "n_envs": run["n_envs"],
         "command": run["command"] + (f" --stop-at {steps}" if steps < run["total_steps"] else ""),
         "total_steps_of_run": run["total_steps"], "hyperparameters": run["config"],
         "train_seconds": run.get("train_seconds"),
-        "state_dim": policy.state_dim, "action_dim": policy.action_dim,
+        "state_dim": policy.state_dim, "action_dim": policy.action_dim, "output": policy.output,
         "eval": {"episodes": len(seeds), "seeds": seeds, "returns": [round(r, 3) for r in returns],
                  "mean": float(np.mean(returns)), "std": float(np.std(returns)),
                  "deterministic": True, "env": "state (dcsbench.experts.stateenv.StateEnv)"},

@@ -369,8 +369,8 @@ def train_expert(task: str, out: str | os.PathLike, total_steps: int = 10_000_00
         train_seconds = state.get("train_seconds", 0.0)
         log(f"resuming {task} from {ckpt.name}: {model.num_timesteps}/{total} steps")
     else:
-        log(f"training {task} with {algo.upper()}: {total} steps, {n_envs} envs ({vec_env}), "
-            f"learner on {model.device}, "
+        envs = f"{n_envs} envs ({vec_env})" if algo == "ppo" else "1 env"
+        log(f"training {task} with {algo.upper()}: {total} steps, {envs}, learner on {model.device}, "
             f"seed {seed} -> {out}")
 
     stop = {"signal": None}
@@ -417,8 +417,9 @@ def train_expert(task: str, out: str | os.PathLike, total_steps: int = 10_000_00
                 f.write(f"{model.num_timesteps},{sps:.1f},{ret:.2f},{train_seconds:.1f},{t_collect / dt:.3f}\n")
             if now - last_log_t > 30 or model.num_timesteps >= total:
                 log(f"{task} {model.num_timesteps:>10d}/{total} steps  {sps:7.0f} steps/s  "
-                    f"return(last {len(recent)}) {ret:7.1f}  collect {t_collect / dt:4.0%}  "
-                    f"lr {model.lr_schedule(model._current_progress_remaining):.2e}")
+                    f"return(last {len(recent)}) {ret:7.1f}  "
+                    + (f"collect {t_collect / dt:4.0%}  " if algo == "ppo" else "")
+                    + f"lr {model.lr_schedule(model._current_progress_remaining):.2e}")
                 last_log_t = now
             extra = {"recent_returns": list(recent), "train_seconds": train_seconds}
             if stop["signal"]:

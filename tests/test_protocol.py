@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import math
+import sys
 from pathlib import Path
 
 import gymnasium as gym
@@ -373,3 +374,50 @@ def test_quickstart_on_an_existing_tiny_dataset(tiny_dataset_home, tmp_path, mon
     text = capsys.readouterr().out
     assert "Primary score" in text and "record: " in text
     assert len(list(out.glob("bc__cheetah-run-distractors-tiny__*.json"))) == 1
+
+
+def test_ray_executor_wiring(tmp_path, monkeypatch):
+    """The Ray executor with a stand-in ``ray`` module (Ray itself is an optional extra):
+    each run becomes one ``ray.remote`` task with the requested resources, failures are
+    collected per run."""
+    import types
+
+    from dcsbench import sweep
+
+    calls = {}
+
+    class Ref:
+        def __init__(self, fn, spec):
+            self.fn, self.spec = fn, spec
+
+    def remote(**resources):
+        calls["resources"] = resources
+
+        def wrap(fn):
+            return types.SimpleNamespace(remote=lambda spec: Ref(fn, spec))
+        return wrap
+
+    def get(ref):
+        return ref.fn(ref.spec)
+
+    fake = types.SimpleNamespace(is_initialized=lambda: False,
+                                 init=lambda address=None: calls.setdefault("address", address),
+                                 remote=remote, get=get,
+                                 wait=lambda refs, num_returns=1: (refs[:1], refs[1:]))
+    monkeypatch.setitem(sys.modules, "ray", fake)
+    ran = []
+
+    def fake_run_one(spec):
+        ran.append(spec.seed)
+        if spec.seed == 1:
+            raise RuntimeError("boom")
+        return spec.record
+
+    monkeypatch.setattr(sweep, "run_one", fake_run_one)
+    specs = [sweep.RunSpec("bc", "cheetah-run-distractors-tiny", 2, s, str(tmp_path / f"{s}.json"))
+             for s in (0, 1)]
+    results = sweep.run_sweep(specs, executor="ray", num_gpus=0.5, num_cpus=2,
+                              ray_address="auto", verbose=False)
+    assert calls["resources"] == {"num_gpus": 0.5, "num_cpus": 2, "max_retries": 0}
+    assert calls["address"] == "auto" and sorted(ran) == [0, 1]
+    assert results[specs[0].record] is None and "boom" in results[specs[1].record]

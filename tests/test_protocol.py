@@ -129,6 +129,8 @@ class FakeData:
 
 @pytest.fixture
 def fake_data(monkeypatch, toy_env, tmp_path):
+    """``dcsbench.data.prepare`` -> :class:`FakeData`, the toy env, and a private references
+    file giving the fake dataset a reference return of 5."""
     import dcsbench.data
 
     monkeypatch.setattr(dcsbench.data, "prepare", lambda name, budget, root=None: FakeData(budget),
@@ -207,7 +209,7 @@ def test_killed_run_resumes_without_partial_record(fake_data, tmp_path, monkeypa
     assert again == rec and ta.MeanAction.fits == 2
 
 
-def test_changed_config_restarts_cleanly(fake_data, tmp_path):
+def test_changed_config_restarts_cleanly(tmp_path):
     out = tmp_path / "runs"
     work = out / protocol.WORK_DIR / "stale"
     w = protocol._Work(work, {"a": 1})

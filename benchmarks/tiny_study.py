@@ -11,9 +11,19 @@ dataset - by default ``cheetah-run-distractors-tiny``, budgets 2 and 8, seeds 0 
 
 Records go to ``--records`` (default ``docs/tiny_study_records/``); finished runs are skipped,
 so the study resumes after an interruption. Nothing is faked: every number comes from a record.
+If the dataset has no reference return yet, it is measured first (``dcsbench reference``: BC with
+the same preset on every train trajectory); the runner refuses a reference from a BC that did not
+learn (< 10% of the demonstrators' return), and the report then shows raw returns.
+
+Scale: the ``tiny`` presets are smoke-test sized (minutes on a 2-core CPU). Measured on
+cheetah-run-distractors-tiny: tiny BC (500 updates) stays near the mean action and its return
+is ~1 (the expert's ~660), so tiny-preset scores say little about the methods. On a GPU use
+``--preset paper`` with shorter stages via ``--set`` (every method gets the overrides of the
+sections it has), e.g. ``--set bc.updates=3000 bc.epochs=0 lam.epochs=3 lam.warmup_epochs=0.5
+idm.updates=3000 decoder.updates=1000``.
 
     python benchmarks/tiny_study.py --workers 2                    # 2-core CPU
-    python benchmarks/tiny_study.py --workers 12 --device cuda     # 16-core GPU machine
+    python benchmarks/tiny_study.py --workers 4 --device cuda --preset paper --set ...  # GPU
     python benchmarks/tiny_study.py --report-only                  # re-aggregate existing records
 """
 
@@ -34,7 +44,8 @@ LAM_METHODS = ("lapo", "laom", "laom-sup")
 
 
 def run_one(method: str, dataset: str, budget: int, seed: int, records: str, device: str,
-            threads: int, n_episodes: int, num_envs: int, sets: list[str]) -> tuple[str, int, int, float, str]:
+            threads: int, n_episodes: int, num_envs: int, sets: list[str],
+            preset: str = "tiny") -> tuple[str, int, int, float, str]:
     """Fit + evaluate one run in this (worker) process; returns ``(method, budget, seed, s, msg)``."""
     os.environ.setdefault("MUJOCO_GL", "egl")
     import torch
@@ -44,9 +55,9 @@ def run_one(method: str, dataset: str, budget: int, seed: int, records: str, dev
     from dcsbench.protocol import evaluate
 
     t0 = time.time()
-    cfg = baselines.load_config(method, "tiny")
+    cfg = baselines.load_config(method, preset)
     over = [f"runtime.device={device}"] + [s for s in sets if s.split(".")[0] in cfg]
-    agent = baselines.make_agent(method, "tiny", **baselines.parse_overrides(over))
+    agent = baselines.make_agent(method, preset, **baselines.parse_overrides(over))
     rec = evaluate(agent, dataset, budget, seed, out=records, n_episodes=n_episodes,
                    num_envs=num_envs, progress=False, verbose=False)
     score = rec.primary.normalized_score
@@ -183,7 +194,8 @@ def write_report(rows: list[dict], dataset: str, docs: Path, settings: str) -> N
     plt.close(fig)
 
 
-def ensure_reference(dataset: str, n_episodes: int, num_envs: int, records: Path) -> None:
+def ensure_reference(dataset: str, n_episodes: int, num_envs: int, records: Path, preset: str,
+                     sets: list[str], device: str) -> None:
     """Measure the dataset's reference (BC ``tiny`` preset on every train trajectory, with all
     actions revealed: ``dcsbench reference``) if none is known."""
     from dcsbench import registry, scoring
@@ -198,9 +210,11 @@ def ensure_reference(dataset: str, n_episodes: int, num_envs: int, records: Path
         return
     except scoring.MissingReferenceError:
         pass
-    print(f"measuring the reference of {dataset} (BC tiny preset, all trajectories labeled)", flush=True)
-    record, _, refs = measure_reference(dataset, "tiny", out=str(records / "reference"), progress=False,
-                                        n_episodes=n_episodes, num_envs=num_envs, verbose=False)
+    print(f"measuring the reference of {dataset} (BC {preset} preset, all trajectories labeled)", flush=True)
+    over = [f"runtime.device={device}"] + [s for s in sets if s.split(".")[0] in ("bc", "runtime")]
+    record, _, refs = measure_reference(dataset, preset, overrides=over, out=str(records / "reference"),
+                                        progress=False, n_episodes=n_episodes, num_envs=num_envs,
+                                        verbose=False)
     print(f"reference return: {record.primary.mean_return:.1f}, stored in {refs}", flush=True)
 
 
@@ -212,6 +226,8 @@ def main(argv=None) -> int:
     p.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
     p.add_argument("--workers", type=int, default=2, help="parallel runs (processes)")
     p.add_argument("--threads", type=int, default=1, help="torch threads per worker")
+    p.add_argument("--preset", default="tiny", choices=["tiny", "paper"],
+                   help="baseline config preset (tiny: CPU minutes; adjust with --set)")
     p.add_argument("--device", default="cpu", help="cpu | cuda | auto (runtime.device of every agent)")
     p.add_argument("--episodes", type=int, default=25, help="evaluation episodes per pool (protocol: 25)")
     p.add_argument("--num-envs", type=int, default=5, help="environments per evaluation wave")
@@ -232,7 +248,7 @@ def main(argv=None) -> int:
         check_choice("method", m, BASELINES)
     records = Path(args.records)
     settings = (f"Settings: methods {', '.join(args.methods)}; budgets {args.budgets}; seeds "
-                f"{args.seeds}; `tiny` presets{' with ' + ' '.join(args.sets) if args.sets else ''}; "
+                f"{args.seeds}; `{args.preset}` presets{' with ' + ' '.join(args.sets) if args.sets else ''}; "
                 f"{args.episodes} evaluation episodes per pool; device {args.device}.")
     if not args.report_only:
         from dcsbench import data
@@ -244,7 +260,11 @@ def main(argv=None) -> int:
                   f"build it first: dcsbench build {args.dataset}", file=sys.stderr)
             return 2
         if not args.no_reference:
-            ensure_reference(args.dataset, args.episodes, args.num_envs, records)
+            try:
+                ensure_reference(args.dataset, args.episodes, args.num_envs, records, args.preset,
+                                 args.sets, args.device)
+            except ValueError as err:  # e.g. BC did not learn: no usable reference
+                print(f"no reference stored ({err}); scores stay raw returns", file=sys.stderr)
         jobs = [(m, b, s) for b in args.budgets for s in args.seeds for m in args.methods]
         print(f"{len(jobs)} runs on {args.workers} workers -> {records}", flush=True)
         import multiprocessing as mp
@@ -252,7 +272,8 @@ def main(argv=None) -> int:
         failed = 0
         with ProcessPoolExecutor(args.workers, mp_context=mp.get_context("spawn")) as ex:
             futs = {ex.submit(run_one, m, args.dataset, b, s, str(records), args.device, args.threads,
-                              args.episodes, args.num_envs, args.sets): (m, b, s) for m, b, s in jobs}
+                              args.episodes, args.num_envs, args.sets, args.preset): (m, b, s)
+                    for m, b, s in jobs}
             for f in as_completed(futs):
                 m, b, s = futs[f]
                 try:

@@ -19,8 +19,8 @@ Scale: the ``tiny`` presets are smoke-test sized (minutes on a 2-core CPU). Meas
 cheetah-run-distractors-tiny: tiny BC (500 updates) stays near the mean action and its return
 is ~1 (the expert's ~660), so tiny-preset scores say little about the methods. On a GPU use
 ``--preset paper`` with shorter stages via ``--set`` (every method gets the overrides of the
-sections it has), e.g. ``--set bc.updates=3000 bc.epochs=0 lam.epochs=3 lam.warmup_epochs=0.5
-idm.updates=3000 decoder.updates=1000``.
+sections it has), e.g. ``--set bc.updates=3000 idm.updates=3000 lam.epochs=30 lam.warmup_epochs=3
+decoder.updates=1000`` (~10 min per run on an H100 by the benchmark rates; not yet run).
 
     python benchmarks/tiny_study.py --workers 2                    # 2-core CPU
     python benchmarks/tiny_study.py --workers 4 --device cuda --preset paper --set ...  # GPU

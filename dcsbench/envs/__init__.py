@@ -15,9 +15,21 @@ for plain dm_control too).
 from __future__ import annotations
 
 import functools
+import logging
 import os
 
 os.environ.setdefault("MUJOCO_GL", "egl")
+
+
+class _QuietCompilerDeprecation(logging.Filter):
+    """Drop MuJoCo's "compiler attribute 'settotalmass' is deprecated" warning, which dm_control's
+    stock suite XMLs trigger on every model load (once per env and worker); nothing to act on."""
+
+    def filter(self, record: logging.LogRecord) -> bool:  # noqa: D102
+        return "settotalmass" not in record.getMessage()
+
+
+logging.getLogger("absl").addFilter(_QuietCompilerDeprecation())
 
 import gymnasium as gym  # noqa: E402
 

@@ -545,12 +545,19 @@ def load_config_file(path: str | os.PathLike | None) -> dict[str, Any]:
 
 
 def import_agent_class(spec: str) -> type[Agent]:
-    """Import ``"package.module:ClassName"`` and check it is an :class:`Agent` subclass."""
+    """Import ``"package.module:ClassName"`` and check it is an :class:`Agent` subclass.
+
+    The current working directory is importable (as with ``python -m``), so a method written in
+    ``./my_method.py`` runs as ``dcsbench run --agent my_method:MyAgent`` without installing it.
+    """
     import importlib
+    import sys
 
     module_name, sep, cls_name = spec.partition(":")
     if not sep or not module_name or not cls_name:
         raise ValueError(f"expected MODULE:CLASS, got {spec!r}")
+    if "" not in sys.path and os.getcwd() not in sys.path:
+        sys.path.insert(0, os.getcwd())
     try:
         module = importlib.import_module(module_name)
     except ModuleNotFoundError as err:

@@ -423,3 +423,26 @@ def test_ray_executor_wiring(tmp_path, monkeypatch):
     assert calls["resources"] == {"num_gpus": 0.5, "num_cpus": 2, "max_retries": 0}
     assert calls["address"] == "auto" and sorted(ran) == [0, 1]
     assert results[specs[0].record] is None and "boom" in results[specs[1].record]
+
+
+def test_agent_module_in_working_directory_is_importable(tmp_path, monkeypatch):
+    """`dcsbench run --agent my_method:Cls` finds ./my_method.py, as the README promises."""
+    import sys
+
+    from dcsbench.protocol import import_agent_class
+
+    (tmp_path / "readme_style_method.py").write_text(
+        "import numpy as np\n"
+        "from dcsbench import Agent\n"
+        "class Zero(Agent):\n"
+        "    name = 'zero'\n"
+        "    def fit(self, unlabeled, labeled, spec, budget, seed, logger):\n"
+        "        self.dim = spec.action_dim\n"
+        "    def act(self, obs):\n"
+        "        return np.zeros((len(obs), self.dim), np.float32)\n")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(sys, "path", [p for p in sys.path if p not in ("", str(tmp_path))])
+    cls = import_agent_class("readme_style_method:Zero")
+    assert cls.name == "zero"
+    with pytest.raises(ValueError, match="not_a_module"):
+        import_agent_class("not_a_module:Zero")

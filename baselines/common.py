@@ -42,6 +42,7 @@ import torch.nn.functional as F
 
 from dcsbench.agent import Agent, EnvSpec, NullLogger
 from dcsbench.registry import check_choice
+from baselines.nets import ActionDecoder, Actor
 
 # ----------------------------------------------------------------------------------- config
 
@@ -566,3 +567,56 @@ def fit_decoder(decoder: nn.Module, actor: nn.Module, sampler: TransitionSampler
     for p in actor.parameters():
         p.requires_grad_(True)
     return out
+
+
+class LatentActionAgent(BaselineAgent):
+    """Stages shared by the latent-action methods (LAPO, LAOM, LAOM+sup).
+
+    A subclass supplies the LAM: :meth:`make_lam`, :meth:`fit_lam` (stage 1) and
+    :meth:`lam_latents` (the latent action of a batch of float input pairs). This class owns
+    the rest of the pipeline: latent BC of the frozen LAM's latents on the unlabeled view
+    (stage 2), the action decoder on the labeled view (stage 3), ``act = decoder(actor(o))``,
+    and the ``latent_actions`` hook for the harness's probe. The config must have ``lam``
+    (with ``latent_dim``, ``probe_lr``), ``bc`` and ``decoder`` sections.
+    """
+
+    def make_lam(self, in_channels: int, spec: EnvSpec) -> nn.Module:
+        """The latent action model (stage 1)."""
+        raise NotImplementedError
+
+    def fit_lam(self, unl: TransitionSampler, lab: TransitionSampler, spec: EnvSpec, seed: int,
+                rng: np.random.Generator, logger) -> dict:
+        """Train ``self.nets["lam"]`` (and the probe alongside) on the unlabeled view."""
+        raise NotImplementedError
+
+    def lam_latents(self, lam: nn.Module, obs: torch.Tensor, next_obs: torch.Tensor) -> torch.Tensor:
+        """Latent actions of the LAM for float input batches ``(o_t, o_{t+1})``."""
+        raise NotImplementedError
+
+    def build(self, spec: EnvSpec) -> None:  # noqa: D102
+        c, place, ch = self.cfg, self.runtime.place, spec.obs_shape[-1]
+        self.nets = {"lam": place(self.make_lam(ch, spec)),
+                     "actor": place(Actor(ch, c.bc.encoder_scale, c.lam.latent_dim)),
+                     "decoder": place(ActionDecoder(c.lam.latent_dim, spec.action_dim, c.decoder.hidden_dim)),
+                     "probe": place(LinearProbe(c.lam.latent_dim, spec.action_dim, c.lam.probe_lr))}
+
+    def fit(self, unlabeled, labeled, spec, budget, seed, logger) -> None:  # noqa: D102
+        rng, logger = self._start(spec, seed, logger)
+        unl = TransitionSampler(unlabeled, self.runtime)
+        lab = TransitionSampler(labeled, self.runtime, labeled=True)
+        self.fit_lam(unl, lab, spec, seed, rng, logger)
+        lam, rt = self.nets["lam"].eval(), self.runtime
+        fit_actor("bc", self.nets["actor"], unl, ("obs", "next_obs"),
+                  lambda b: self.lam_latents(lam, rt.to_input(b["obs"]), rt.to_input(b["next_obs"])),
+                  self.cfg.bc, rng, rt, logger)
+        fit_decoder(self.nets["decoder"], self.nets["actor"], lab, self.cfg.decoder, rng, rt, logger)
+
+    def policy(self, x: torch.Tensor) -> torch.Tensor:  # noqa: D102
+        return self.nets["decoder"](self.nets["actor"](x).float())
+
+    @torch.no_grad()
+    def latent_actions(self, obs: np.ndarray, next_obs: np.ndarray) -> np.ndarray:
+        """The LAM's latent actions for ``(o_t, o_{t+1})`` batches, ``(B, latent_dim)`` float32."""
+        lam, rt = self.nets["lam"].eval(), self.runtime
+        with rt.autocast():
+            return self._to_numpy(self.lam_latents(lam, rt.to_input(obs), rt.to_input(next_obs)))

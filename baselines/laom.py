@@ -32,9 +32,9 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from baselines.augment import Augmenter
-from baselines.common import (ActorStage, BaselineAgent, DecoderStage, LinearProbe, RuntimeConfig,
-                              TransitionSampler, epochs_to_updates, fit_actor, fit_decoder, train_loop)
-from baselines.nets import ActionDecoder, Actor, ConditionedMLP, InverseDynamics
+from baselines.common import (ActorStage, DecoderStage, LatentActionAgent, RuntimeConfig,
+                              TransitionSampler, epochs_to_updates, train_loop)
+from baselines.nets import ConditionedMLP, InverseDynamics
 from dcsbench.registry import check_choice
 
 
@@ -97,7 +97,7 @@ class LAOMModel(nn.Module):
         return z, embs[0], (embs[2] if target_obs is not None else None)
 
 
-class LAOMAgent(BaselineAgent):
+class LAOMAgent(LatentActionAgent):
     """LAOM (``lam.supervised: false``) and LAOM+supervision (``true``), see the module docstring."""
 
     name = "laom"
@@ -109,23 +109,11 @@ class LAOMAgent(BaselineAgent):
         check_choice("lam.fdm_target", self.cfg.lam.fdm_target, ("next", "future"))
         self.name = "laom-sup" if self.cfg.lam.supervised else "laom"
 
-    def build(self, spec) -> None:  # noqa: D102
-        c, place, ch = self.cfg, self.runtime.place, spec.obs_shape[-1]
-        self.nets = {"lam": place(LAOMModel(ch, spec.action_dim, c.lam)),
-                     "actor": place(Actor(ch, c.bc.encoder_scale, c.lam.latent_dim)),
-                     "decoder": place(ActionDecoder(c.lam.latent_dim, spec.action_dim, c.decoder.hidden_dim)),
-                     "probe": place(LinearProbe(c.lam.latent_dim, spec.action_dim, c.lam.probe_lr))}
+    def make_lam(self, in_channels, spec) -> nn.Module:  # noqa: D102
+        return LAOMModel(in_channels, spec.action_dim, self.cfg.lam)
 
-    def fit(self, unlabeled, labeled, spec, budget, seed, logger) -> None:  # noqa: D102
-        rng, logger = self._start(spec, seed, logger)
-        unl = TransitionSampler(unlabeled, self.runtime)
-        lab = TransitionSampler(labeled, self.runtime, labeled=True)
-        self.fit_lam(unl, lab, spec, seed, rng, logger)
-        lam = self.nets["lam"].eval()
-        fit_actor("bc", self.nets["actor"], unl, ("obs", "next_obs"),
-                  lambda b: lam.idm(self.runtime.to_input(b["obs"]), self.runtime.to_input(b["next_obs"])),
-                  self.cfg.bc, rng, self.runtime, logger)
-        fit_decoder(self.nets["decoder"], self.nets["actor"], lab, self.cfg.decoder, rng, self.runtime, logger)
+    def lam_latents(self, lam, obs, next_obs):  # noqa: D102
+        return lam.idm(obs, next_obs)
 
     def fit_lam(self, unl: TransitionSampler, lab: TransitionSampler, spec, seed: int,
                 rng: np.random.Generator, logger) -> dict:
@@ -179,16 +167,6 @@ class LAOMAgent(BaselineAgent):
         warmup = epochs_to_updates(c.warmup_epochs, unl.n_transitions, c.batch_size)
         return train_loop("lam", model.parameters(), step, updates, c.lr, warmup, rt, logger,
                           c.weight_decay, extra_optimizers=(probe.attach_optimizer(),), after_step=ema)
-
-    def policy(self, x: torch.Tensor) -> torch.Tensor:  # noqa: D102
-        return self.nets["decoder"](self.nets["actor"](x).float())
-
-    @torch.no_grad()
-    def latent_actions(self, obs: np.ndarray, next_obs: np.ndarray) -> np.ndarray:
-        """The LAM's latent actions ``z`` for ``(o_t, o_{t+1})`` batches, ``(B, latent_dim)`` float32."""
-        lam = self.nets["lam"].eval()
-        with self.runtime.autocast():
-            return self._to_numpy(lam.idm(self.runtime.to_input(obs), self.runtime.to_input(next_obs)))
 
 
 class LAOMSupAgent(LAOMAgent):

@@ -22,9 +22,9 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from baselines.common import (ActorStage, BaselineAgent, DecoderStage, LinearProbe, RuntimeConfig,
-                              TransitionSampler, epochs_to_updates, fit_actor, fit_decoder, train_loop)
-from baselines.nets import ActionDecoder, Actor, PixelDecoder, ResNetEncoder, VectorQuantizer
+from baselines.common import (ActorStage, DecoderStage, LatentActionAgent, RuntimeConfig,
+                              TransitionSampler, epochs_to_updates, train_loop)
+from baselines.nets import PixelDecoder, ResNetEncoder, VectorQuantizer
 from dcsbench.registry import check_choice
 
 
@@ -86,7 +86,7 @@ class LAPOModel(nn.Module):
         return self.fdm_decoder(self.fdm_encoder.feature_map(obs), z), z, vq_loss
 
 
-class LAPOAgent(BaselineAgent):
+class LAPOAgent(LatentActionAgent):
     """LAPO baseline, see the module docstring."""
 
     name = "lapo"
@@ -97,25 +97,15 @@ class LAPOAgent(BaselineAgent):
         super().__init__(**config)
         check_choice("lam.fdm_target", self.cfg.lam.fdm_target, ("next", "future"))
 
-    def build(self, spec) -> None:  # noqa: D102
-        c, place, ch = self.cfg, self.runtime.place, spec.obs_shape[-1]
-        self.nets = {"lam": place(LAPOModel(ch, c.lam)),
-                     "actor": place(Actor(ch, c.bc.encoder_scale, c.lam.latent_dim)),
-                     "decoder": place(ActionDecoder(c.lam.latent_dim, spec.action_dim, c.decoder.hidden_dim)),
-                     "probe": place(LinearProbe(c.lam.latent_dim, spec.action_dim, c.lam.probe_lr))}
+    def make_lam(self, in_channels, spec) -> nn.Module:  # noqa: D102
+        return LAPOModel(in_channels, self.cfg.lam)
 
-    def fit(self, unlabeled, labeled, spec, budget, seed, logger) -> None:  # noqa: D102
-        rng, logger = self._start(spec, seed, logger)
-        unl = TransitionSampler(unlabeled, self.runtime)
-        lab = TransitionSampler(labeled, self.runtime, labeled=True)
-        self.fit_lam(unl, lab, rng, logger)
-        lam = self.nets["lam"].eval()
-        fit_actor("bc", self.nets["actor"], unl, ("obs", "next_obs"),
-                  lambda b: lam.latent(self.runtime.to_input(b["obs"]), self.runtime.to_input(b["next_obs"]))[0],
-                  self.cfg.bc, rng, self.runtime, logger)
-        fit_decoder(self.nets["decoder"], self.nets["actor"], lab, self.cfg.decoder, rng, self.runtime, logger)
+    def lam_latents(self, lam, obs, next_obs):
+        """The (quantized) latent action."""
+        return lam.latent(obs, next_obs)[0]
 
-    def fit_lam(self, unl: TransitionSampler, lab: TransitionSampler, rng: np.random.Generator, logger) -> dict:
+    def fit_lam(self, unl: TransitionSampler, lab: TransitionSampler, spec, seed: int,
+                rng: np.random.Generator, logger) -> dict:
         """Stage 1: train IDM + pixel FDM (and the linear probe alongside)."""
         c, rt = self.cfg.lam, self.runtime
         model, probe = self.nets["lam"].train(), self.nets["probe"]
@@ -142,14 +132,3 @@ class LAPOAgent(BaselineAgent):
         warmup = epochs_to_updates(c.warmup_epochs, unl.n_transitions, c.batch_size)
         return train_loop("lam", model.parameters(), step, updates, c.lr, warmup, rt, logger,
                           c.weight_decay, extra_optimizers=(probe.attach_optimizer(),))
-
-    def policy(self, x: torch.Tensor) -> torch.Tensor:  # noqa: D102
-        return self.nets["decoder"](self.nets["actor"](x).float())
-
-    @torch.no_grad()
-    def latent_actions(self, obs: np.ndarray, next_obs: np.ndarray) -> np.ndarray:
-        """The (quantized) latent actions for ``(o_t, o_{t+1})`` batches, ``(B, latent_dim)`` float32."""
-        lam = self.nets["lam"].eval()
-        with self.runtime.autocast():
-            z = lam.latent(self.runtime.to_input(obs), self.runtime.to_input(next_obs))[0]
-        return self._to_numpy(z)

@@ -43,26 +43,23 @@ def frame_grid(task: str, setting: str, source: str = "procedural",
     return _vcat(blocks, 4 * pad)
 
 
+def _cat(images, pad, axis):
+    """Concatenate equally sized images along ``axis`` (1: side by side, 0: stacked) with white gaps."""
+    gap_shape = list(images[0].shape)
+    gap_shape[axis] = pad
+    gap = np.full(gap_shape, 255, np.uint8)
+    parts = [images[0]]
+    for im in images[1:]:
+        parts += [gap, im]
+    return np.concatenate(parts, axis=axis)
+
+
 def _hcat(images, pad):
-    h = images[0].shape[0]
-    gap = np.full((h, pad, 3), 255, np.uint8)
-    parts = []
-    for i, im in enumerate(images):
-        if i:
-            parts.append(gap)
-        parts.append(im)
-    return np.concatenate(parts, axis=1)
+    return _cat(images, pad, axis=1)
 
 
 def _vcat(images, pad):
-    w = images[0].shape[1]
-    gap = np.full((pad, w, 3), 255, np.uint8)
-    parts = []
-    for i, im in enumerate(images):
-        if i:
-            parts.append(gap)
-        parts.append(im)
-    return np.concatenate(parts, axis=0)
+    return _cat(images, pad, axis=0)
 
 
 def save_png(image: np.ndarray, path, scale: int = 1) -> Path:

@@ -125,6 +125,20 @@ def _run_local(specs, workers: int, log) -> dict[str, str | None]:
     return errors
 
 
+def _remote_outcome(wait, spec, log) -> str | None:
+    """Wait for one remote run (Ray task or submitit job) and log it; ``None`` or the last line
+    of its error (remote tracebacks are long; the record folder has the details)."""
+    try:
+        wait()
+    except Exception as err:  # noqa: BLE001
+        text = str(err).strip()
+        msg = text.splitlines()[-1] if text else repr(err)
+        log(f"FAIL  {spec.label}: {msg}")
+        return msg
+    log(f"done  {spec.label}")
+    return None
+
+
 def _run_ray(specs, num_gpus: float, num_cpus: float, address: str | None, log):
     try:
         import ray
@@ -138,13 +152,7 @@ def _run_ray(specs, num_gpus: float, num_cpus: float, address: str | None, log):
     while pending:
         ready, _ = ray.wait(list(pending), num_returns=1)
         s = pending.pop(ready[0])
-        try:
-            ray.get(ready[0])
-            errors[s.record] = None
-            log(f"done  {s.label}")
-        except Exception as err:  # noqa: BLE001
-            errors[s.record] = str(err).strip().splitlines()[-1] if str(err).strip() else repr(err)
-            log(f"FAIL  {s.label}: {errors[s.record]}")
+        errors[s.record] = _remote_outcome(lambda: ray.get(ready[0]), s, log)
     return errors
 
 
@@ -160,13 +168,7 @@ def _run_submitit(specs, folder: str, slurm: dict[str, Any], cluster: str | None
         f"logs in {folder}")
     errors: dict[str, str | None] = {}
     for job, s in zip(jobs, specs):
-        try:
-            job.result()
-            errors[s.record] = None
-            log(f"done  {s.label}")
-        except Exception as err:  # noqa: BLE001
-            errors[s.record] = str(err).strip().splitlines()[-1] if str(err).strip() else repr(err)
-            log(f"FAIL  {s.label}: {errors[s.record]}")
+        errors[s.record] = _remote_outcome(job.result, s, log)
     return errors
 
 

@@ -34,8 +34,9 @@ BASELINES: dict[str, str] = {
     "laom-sup": "baselines.laom:LAOMSupAgent",
 }
 
-#: Presets every method's YAML offers (``tiny`` is merged over ``paper``).
-PRESETS: tuple[str, ...] = ("paper", "tiny")
+#: Presets every method's YAML offers (``small`` and ``tiny`` are merged over ``paper``):
+#: ``paper`` the paper's values, ``small`` the tiny tier on one GPU, ``tiny`` a 2-core CPU smoke size.
+PRESETS: tuple[str, ...] = ("paper", "small", "tiny")
 
 CONFIG_DIR = Path(__file__).resolve().parent / "configs"
 

@@ -43,6 +43,17 @@ METHODS = ("bc", "idm", "lapo", "laom", "laom-sup")
 LAM_METHODS = ("lapo", "laom", "laom-sup")
 
 
+def _init_worker(threads: int) -> None:
+    """Per-worker settings, before torch is imported: rendering backend and thread counts (several
+    torch processes with default threads on few cores slow each other down ~10x)."""
+    os.environ.setdefault("MUJOCO_GL", "egl")
+    for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ[var] = str(threads)
+    import torch
+
+    torch.set_num_threads(threads)
+
+
 def run_one(method: str, dataset: str, budget: int, seed: int, records: str, device: str,
             threads: int, n_episodes: int, num_envs: int, sets: list[str],
             preset: str = "tiny") -> tuple[str, int, int, float, str]:
@@ -195,9 +206,11 @@ def write_report(rows: list[dict], dataset: str, docs: Path, settings: str) -> N
 
 
 def ensure_reference(dataset: str, n_episodes: int, num_envs: int, records: Path, preset: str,
-                     sets: list[str], device: str) -> None:
-    """Measure the dataset's reference (BC ``tiny`` preset on every train trajectory, with all
-    actions revealed: ``dcsbench reference``) if none is known."""
+                     sets: list[str], device: str) -> str:
+    """Measure the dataset's reference (BC at ``preset`` on every train trajectory, with all
+    actions revealed: ``dcsbench reference``) if none is known; returns a one-line summary.
+
+    Raises ``ValueError`` when BC did not learn (below 10% of the demonstrators' return)."""
     from dcsbench import registry, scoring
     from dcsbench.commands.protocol import measure_reference
     from dcsbench.data import prepare
@@ -206,16 +219,14 @@ def ensure_reference(dataset: str, n_episodes: int, num_envs: int, records: Path
     source = prepare(dataset, name.tier_spec.budgets[0]).info.get("source", "procedural")
     try:
         ref = scoring.get_reference(name.task, name.setting, source, dataset)
-        print(f"reference return: {ref.ret:.1f} ({ref.provenance})", flush=True)
-        return
+        return f"reference return: {ref.ret:.1f} ({ref.provenance}), already known"
     except scoring.MissingReferenceError:
         pass
-    print(f"measuring the reference of {dataset} (BC {preset} preset, all trajectories labeled)", flush=True)
     over = [f"runtime.device={device}"] + [s for s in sets if s.split(".")[0] in ("bc", "runtime")]
     record, _, refs = measure_reference(dataset, preset, overrides=over, out=str(records / "reference"),
                                         progress=False, n_episodes=n_episodes, num_envs=num_envs,
                                         verbose=False)
-    print(f"reference return: {record.primary.mean_return:.1f}, stored in {refs}", flush=True)
+    return f"reference return: {record.primary.mean_return:.1f}, stored in {refs}"
 
 
 def main(argv=None) -> int:
@@ -226,8 +237,10 @@ def main(argv=None) -> int:
     p.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
     p.add_argument("--workers", type=int, default=2, help="parallel runs (processes)")
     p.add_argument("--threads", type=int, default=1, help="torch threads per worker")
-    p.add_argument("--preset", default="tiny", choices=["tiny", "paper"],
-                   help="baseline config preset (tiny: CPU minutes; adjust with --set)")
+    p.add_argument("--preset", default="tiny", choices=["tiny", "small", "paper"],
+                   help="baseline config preset (tiny: CPU minutes; small: GPU minutes; adjust with --set)")
+    p.add_argument("--max-minutes", type=float, default=None,
+                   help="start no new run after this many minutes (finished runs are kept; re-run to resume)")
     p.add_argument("--device", default="cpu", help="cpu | cuda | auto (runtime.device of every agent)")
     p.add_argument("--episodes", type=int, default=25, help="evaluation episodes per pool (protocol: 25)")
     p.add_argument("--num-envs", type=int, default=5, help="environments per evaluation wave")
@@ -259,29 +272,43 @@ def main(argv=None) -> int:
             print(f"dataset {args.dataset} is not available: {err}\n"
                   f"build it first: dcsbench build {args.dataset}", file=sys.stderr)
             return 2
-        if not args.no_reference:
-            try:
-                ensure_reference(args.dataset, args.episodes, args.num_envs, records, args.preset,
-                                 args.sets, args.device)
-            except ValueError as err:  # e.g. BC did not learn: no usable reference
-                print(f"no reference stored ({err}); scores stay raw returns", file=sys.stderr)
-        jobs = [(m, b, s) for b in args.budgets for s in args.seeds for m in args.methods]
+        # Seed-major order, so that a study stopped early (--max-minutes) covers every method
+        # and budget with fewer seeds rather than some methods with all seeds.
+        jobs = [(m, b, s) for s in args.seeds for b in args.budgets for m in args.methods]
         print(f"{len(jobs)} runs on {args.workers} workers -> {records}", flush=True)
         import multiprocessing as mp
 
         failed = 0
-        with ProcessPoolExecutor(args.workers, mp_context=mp.get_context("spawn")) as ex:
-            futs = {ex.submit(run_one, m, args.dataset, b, s, str(records), args.device, args.threads,
-                              args.episodes, args.num_envs, args.sets, args.preset): (m, b, s)
-                    for m, b, s in jobs}
+        deadline = time.time() + 60 * args.max_minutes if args.max_minutes else None
+        with ProcessPoolExecutor(args.workers, mp_context=mp.get_context("spawn"),
+                                 initializer=_init_worker, initargs=(args.threads,)) as ex:
+            futs = {}
+            if not args.no_reference:  # runs beside the others: scores are normalized at report time
+                futs[ex.submit(ensure_reference, args.dataset, args.episodes, args.num_envs, records,
+                               args.preset, args.sets, args.device)] = ("reference", "all", 0)
+            futs.update({ex.submit(run_one, m, args.dataset, b, s, str(records), args.device,
+                                   args.threads, args.episodes, args.num_envs, args.sets,
+                                   args.preset): (m, b, s) for m, b, s in jobs})
             for f in as_completed(futs):
                 m, b, s = futs[f]
                 try:
-                    _, _, _, secs, msg = f.result()
-                    print(f"done {m} budget {b} seed {s}: {msg} ({secs:.0f} s)", flush=True)
+                    res = f.result()
+                    if m == "reference":
+                        print(f"done reference: {res}", flush=True)
+                    else:
+                        print(f"done {m} budget {b} seed {s}: {res[4]} ({res[3]:.0f} s)", flush=True)
+                except ValueError as err:  # e.g. the reference BC did not learn
+                    failed += 1
+                    print(f"FAILED {m} budget {b} seed {s}: {err}", flush=True)
                 except Exception as err:  # noqa: BLE001 - report and continue with the others
                     failed += 1
                     print(f"FAILED {m} budget {b} seed {s}: {type(err).__name__}: {err}", flush=True)
+                if deadline and time.time() > deadline:
+                    n = sum(g.cancel() for g in futs)
+                    if n:
+                        print(f"--max-minutes reached: {n} runs not started (re-run to resume)",
+                              flush=True)
+                    deadline = None
         if failed:
             print(f"{failed} runs failed; the report covers the others", file=sys.stderr)
     rows = [r for r in collect_rows(records, args.dataset)

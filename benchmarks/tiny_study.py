@@ -206,7 +206,7 @@ def write_report(rows: list[dict], dataset: str, docs: Path, settings: str) -> N
 
 
 def ensure_reference(dataset: str, n_episodes: int, num_envs: int, records: Path, preset: str,
-                     sets: list[str], device: str) -> str:
+                     sets: list[str], device: str, min_fraction: float = 0.1) -> str:
     """Measure the dataset's reference (BC at ``preset`` on every train trajectory, with all
     actions revealed: ``dcsbench reference``) if none is known; returns a one-line summary.
 
@@ -225,7 +225,7 @@ def ensure_reference(dataset: str, n_episodes: int, num_envs: int, records: Path
     over = [f"runtime.device={device}"] + [s for s in sets if s.split(".")[0] in ("bc", "runtime")]
     record, _, refs = measure_reference(dataset, preset, overrides=over, out=str(records / "reference"),
                                         progress=False, n_episodes=n_episodes, num_envs=num_envs,
-                                        verbose=False)
+                                        verbose=False, min_fraction=min_fraction)
     return f"reference return: {record.primary.mean_return:.1f}, stored in {refs}"
 
 
@@ -249,6 +249,10 @@ def main(argv=None) -> int:
     p.add_argument("--records", default=str(ROOT / "docs" / "tiny_study_records"))
     p.add_argument("--docs", default=str(ROOT / "docs"))
     p.add_argument("--report-only", action="store_true", help="only aggregate existing records")
+    p.add_argument("--reference-set", nargs="*", default=[],
+                   help="extra overrides for the reference BC only (after --set), e.g. bc.updates=3000")
+    p.add_argument("--reference-min-fraction", type=float, default=0.1,
+                   help="refuse a reference below this fraction of the demonstrators' return (0.1)")
     p.add_argument("--no-reference", action="store_true",
                    help="do not measure a missing reference (scores then stay raw returns)")
     args = p.parse_args(argv)
@@ -262,7 +266,10 @@ def main(argv=None) -> int:
     records = Path(args.records)
     settings = (f"Settings: methods {', '.join(args.methods)}; budgets {args.budgets}; seeds "
                 f"{args.seeds}; `{args.preset}` presets{' with ' + ' '.join(args.sets) if args.sets else ''}; "
-                f"{args.episodes} evaluation episodes per pool; device {args.device}.")
+                f"{args.episodes} evaluation episodes per pool; device {args.device}. Reference: BC "
+                f"`{args.preset}`{' with ' + ' '.join(args.sets + args.reference_set) if args.sets + args.reference_set else ''} "
+                f"on all train trajectories, accepted at >= {args.reference_min_fraction:.0%} of the "
+                f"demonstrators' return.")
     if not args.report_only:
         from dcsbench import data
 
@@ -285,7 +292,8 @@ def main(argv=None) -> int:
             futs = {}
             if not args.no_reference:  # runs beside the others: scores are normalized at report time
                 futs[ex.submit(ensure_reference, args.dataset, args.episodes, args.num_envs, records,
-                               args.preset, args.sets, args.device)] = ("reference", "all", 0)
+                               args.preset, args.sets + args.reference_set, args.device,
+                               args.reference_min_fraction)] = ("reference", "all", 0)
             futs.update({ex.submit(run_one, m, args.dataset, b, s, str(records), args.device,
                                    args.threads, args.episodes, args.num_envs, args.sets,
                                    args.preset): (m, b, s) for m, b, s in jobs})

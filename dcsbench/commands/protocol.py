@@ -10,7 +10,7 @@ import sys
 def _add_run_options(p: argparse.ArgumentParser) -> None:
     """Options shared by ``run`` and ``sweep`` (agent configuration and evaluation knobs)."""
     p.add_argument("--preset", default=None,
-                   help="baseline config preset: paper (default) or tiny; baselines only")
+                   help="baseline config preset: paper (default), small or tiny; baselines only")
     p.add_argument("--config", metavar="FILE.yaml", help="YAML mapping of agent options")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="override one option (repeatable; dotted keys nest; YAML values)")
@@ -86,7 +86,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("reference", help="measure a dataset's reference return (BC on all "
                                          "train trajectories, all actions revealed)")
     p.add_argument("dataset")
-    p.add_argument("--preset", default="paper", help="BC config preset (paper or tiny)")
+    p.add_argument("--preset", default="paper", help="BC config preset (paper, small or tiny)")
     p.add_argument("--config", metavar="FILE.yaml", help="YAML mapping of BC options")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
     p.add_argument("--seed", type=int, default=0)

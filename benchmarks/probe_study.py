@@ -43,7 +43,6 @@ def run_one(method: str, dataset: str, seed: int, lam_budget, probe_budgets: lis
     import baselines
     from baselines.common import TransitionSampler
     from dcsbench.protocol import _agent_data, _eval_split, probe_metrics
-    from dcsbench.results import atomic_write_text  # noqa: F401  (import check: same env as runs)
 
     cfg = baselines.load_config(method, preset)
     over = [f"runtime.device={device}"] + [s for s in sets if s.split(".")[0] in cfg]
@@ -88,7 +87,7 @@ def report(jsonl: Path, docs: Path) -> str:
             v = [r["probe_mse_eval"] for r in groups.get((m, b), []) if "probe_mse_eval" in r]
             cells.append(f"{np.mean(v):.4f} ± {np.std(v):.4f} (n={len(v)})" if v else "-")
         fit = [r["lam_fit_s"] for r in rows if r["method"] == m]
-        lines.append(f"| {m} | " + " | ".join(cells) + f" | {np.mean(fit):.0f} |" if fit else f"| {m} | -")
+        lines.append(f"| {m} | " + " | ".join(cells) + (f" | {np.mean(fit):.0f} |" if fit else " | - |"))
     first = rows[0]
     text = (f"# Latent-action probe study (tiny tier)\n\nProbe MSE on the `eval` split (novel "
             f"backgrounds) of a ridge probe latent action -> true action, mean ± std over seeds; lower "

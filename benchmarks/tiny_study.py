@@ -216,7 +216,7 @@ def ensure_reference(dataset: str, n_episodes: int, num_envs: int, records: Path
     """Measure the dataset's reference (BC at ``preset`` on every train trajectory, with all
     actions revealed: ``dcsbench reference``) if none is known; returns a one-line summary.
 
-    Raises ``ValueError`` when BC did not learn (below 10% of the demonstrators' return)."""
+    Raises ``ValueError`` when BC did not learn (below ``min_fraction`` of the demonstrators' return)."""
     from dcsbench import registry, scoring
     from dcsbench.commands.protocol import measure_reference
     from dcsbench.data import prepare

@@ -326,7 +326,8 @@ def measure_reference(dataset: str, preset: str = "paper", config_file=None, ove
     demo = data.load_dataset(str(name), "train", root=evaluate_kwargs.get("root"))
     demo_mean = float(sum(demo.returns) / len(demo.returns))
     check_reference(record.primary.mean_return, demo_mean, min_fraction)
-    entry = scoring.reference_entry(record, path, {"preset": preset,
+    entry = scoring.reference_entry(record, path, {"preset": preset, "overrides": list(overrides),
+                                                   "min_fraction": min_fraction,
                                                    "demonstrator_mean_return": demo_mean})
     return record, path, scoring.store_reference(entry, references)
 

@@ -18,23 +18,15 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 import time
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
 
+from tiny_study import init_worker, method_overrides  # the sibling script (benchmarks/ is on sys.path)
+
 ROOT = Path(__file__).resolve().parent.parent
 METHODS = ("lapo", "laom", "laom-sup")
-
-
-def _init_worker(threads: int) -> None:
-    os.environ.setdefault("MUJOCO_GL", "egl")
-    for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):
-        os.environ[var] = str(threads)
-    import torch
-
-    torch.set_num_threads(threads)
 
 
 def run_one(method: str, dataset: str, seed: int, lam_budget, probe_budgets: list, preset: str,
@@ -44,8 +36,7 @@ def run_one(method: str, dataset: str, seed: int, lam_budget, probe_budgets: lis
     from baselines.common import TransitionSampler
     from dcsbench.protocol import _agent_data, _eval_split, probe_metrics
 
-    cfg = baselines.load_config(method, preset)
-    over = [f"runtime.device={device}"] + [s for s in sets if s.split(".")[0] in cfg]
+    over = method_overrides(method, preset, device, sets)
     agent = baselines.make_agent(method, preset, **baselines.parse_overrides(over))
     unl, lab, spec, info = _agent_data(dataset, lam_budget, None)
     rng, logger = agent._start(spec, seed, None)
@@ -53,19 +44,17 @@ def run_one(method: str, dataset: str, seed: int, lam_budget, probe_budgets: lis
     agent.fit_lam(TransitionSampler(unl, agent.runtime),
                   TransitionSampler(lab, agent.runtime, labeled=True), spec, seed, rng, logger)
     fit_s = time.time() - t0
-    lines = []
+    rows = []
     for pb in probe_budgets:
         _, lab_pb, _, _ = _agent_data(dataset, pb, None)
         m = probe_metrics(agent, lab_pb, _eval_split(dataset, pb, None))
-        row = {"method": method, "seed": seed, "lam_budget": lam_budget, "probe_budget": pb,
-               "preset": preset, "sets": sets, "lam_fit_s": round(fit_s, 1),
-               "lam_updates_config": agent.config.get("lam", {}), **m}
-        lines.append(json.dumps(row))
+        rows.append({"method": method, "seed": seed, "lam_budget": lam_budget, "probe_budget": pb,
+                     "preset": preset, "sets": sets, "lam_fit_s": round(fit_s, 1),
+                     "lam_updates_config": agent.config.get("lam", {}), **m})
     with open(Path(out) / "probe_study.jsonl", "a", encoding="utf-8") as f:
-        f.write("\n".join(lines) + "\n")
+        f.write("".join(json.dumps(r) + "\n" for r in rows))
     return f"{method} seed {seed} LAM(budget {lam_budget}) fit {fit_s:.0f} s: " + ", ".join(
-        f"{json.loads(x)['probe_budget']}: {json.loads(x).get('probe_mse_eval', float('nan')):.4f}"
-        for x in lines)
+        f"{r['probe_budget']}: {r.get('probe_mse_eval', float('nan')):.4f}" for r in rows)
 
 
 def report(jsonl: Path, docs: Path) -> str:
@@ -128,7 +117,7 @@ def main(argv=None) -> int:
     import multiprocessing as mp
 
     with ProcessPoolExecutor(args.workers, mp_context=mp.get_context("spawn"),
-                             initializer=_init_worker, initargs=(args.threads,)) as ex:
+                             initializer=init_worker, initargs=(args.threads,)) as ex:
         futs = {ex.submit(run_one, m, args.dataset, s, b, pbs, args.preset, args.device, args.sets,
                           args.out): (m, s, b) for m, s, b, pbs in jobs}
         for f in as_completed(futs):

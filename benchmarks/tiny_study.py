@@ -49,9 +49,10 @@ METHODS = ("bc", "idm", "lapo", "laom", "laom-sup")
 LAM_METHODS = ("lapo", "laom", "laom-sup")
 
 
-def _init_worker(threads: int) -> None:
+def init_worker(threads: int) -> None:
     """Per-worker settings, before torch is imported: rendering backend and thread counts (several
-    torch processes with default threads on few cores slow each other down ~10x)."""
+    torch processes with default threads on few cores slow each other down ~10x). Also used by
+    ``probe_study.py``."""
     os.environ.setdefault("MUJOCO_GL", "egl")
     for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):
         os.environ[var] = str(threads)
@@ -60,20 +61,24 @@ def _init_worker(threads: int) -> None:
     torch.set_num_threads(threads)
 
 
+def method_overrides(method: str, preset: str, device: str, sets: list[str]) -> list[str]:
+    """``runtime.device`` plus those of the study-wide ``--set`` overrides whose section
+    (``bc.``, ``lam.``, ...) ``method``'s config has. Also used by ``probe_study.py``."""
+    import baselines
+
+    cfg = baselines.load_config(method, preset)
+    return [f"runtime.device={device}"] + [s for s in sets if s.split(".")[0] in cfg]
+
+
 def run_one(method: str, dataset: str, budget: int, seed: int, records: str, device: str,
-            threads: int, n_episodes: int, num_envs: int, sets: list[str],
+            n_episodes: int, num_envs: int, sets: list[str],
             preset: str = "tiny") -> tuple[str, int, int, float, str]:
     """Fit + evaluate one run in this (worker) process; returns ``(method, budget, seed, s, msg)``."""
-    os.environ.setdefault("MUJOCO_GL", "egl")
-    import torch
-
-    torch.set_num_threads(threads)
     import baselines
     from dcsbench.protocol import evaluate
 
     t0 = time.time()
-    cfg = baselines.load_config(method, preset)
-    over = [f"runtime.device={device}"] + [s for s in sets if s.split(".")[0] in cfg]
+    over = method_overrides(method, preset, device, sets)
     agent = baselines.make_agent(method, preset, **baselines.parse_overrides(over))
     rec = evaluate(agent, dataset, budget, seed, out=records, n_episodes=n_episodes,
                    num_envs=num_envs, progress=False, verbose=False)
@@ -228,7 +233,7 @@ def ensure_reference(dataset: str, n_episodes: int, num_envs: int, records: Path
         return f"reference return: {ref.ret:.1f} ({ref.provenance}), already known"
     except scoring.MissingReferenceError:
         pass
-    over = [f"runtime.device={device}"] + [s for s in sets if s.split(".")[0] in ("bc", "runtime")]
+    over = method_overrides("bc", preset, device, sets)
     record, _, refs = measure_reference(dataset, preset, overrides=over, out=str(records / "reference"),
                                         progress=False, n_episodes=n_episodes, num_envs=num_envs,
                                         verbose=False, min_fraction=min_fraction)
@@ -294,14 +299,14 @@ def main(argv=None) -> int:
         failed = 0
         deadline = time.time() + 60 * args.max_minutes if args.max_minutes else None
         with ProcessPoolExecutor(args.workers, mp_context=mp.get_context("spawn"),
-                                 initializer=_init_worker, initargs=(args.threads,)) as ex:
+                                 initializer=init_worker, initargs=(args.threads,)) as ex:
             futs = {}
             if not args.no_reference:  # runs beside the others: scores are normalized at report time
                 futs[ex.submit(ensure_reference, args.dataset, args.episodes, args.num_envs, records,
                                args.preset, args.sets + args.reference_set, args.device,
                                args.reference_min_fraction)] = ("reference", "all", 0)
             futs.update({ex.submit(run_one, m, args.dataset, b, s, str(records), args.device,
-                                   args.threads, args.episodes, args.num_envs, args.sets,
+                                   args.episodes, args.num_envs, args.sets,
                                    args.preset): (m, b, s) for m, b, s in jobs})
             for f in as_completed(futs):
                 m, b, s = futs[f]

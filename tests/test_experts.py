@@ -159,3 +159,53 @@ def test_sac_resume_is_exact_and_export_matches(tmp_path):
     env.close()
     with pytest.raises(ValueError, match="one env"):
         tr.train_expert(TASK, tmp_path / "x", total_steps=2000, n_envs=2, config=cfg)
+
+
+def test_overrides_are_parsed_checked_and_recorded(tmp_path):
+    assert tr.parse_overrides("sac", ["n_step=3", "net_arch=[64,64]", "activation=tanh"]) == {
+        "n_step": 3, "net_arch": [64, 64], "activation": "tanh"}
+    with pytest.raises(ValueError, match="valid: .*n_step"):
+        tr.parse_overrides("sac", ["nstep=3"])
+    with pytest.raises(ValueError, match="KEY=VALUE"):
+        tr.parse_overrides("ppo", ["n_epochs"])
+    with pytest.raises(ValueError, match="unknown ppo"):  # n_step is SAC's, not PPO's
+        tr.parse_overrides("ppo", ["n_step=3"])
+    cfg = tr.SACConfig(n_step=3, torch_threads=2)
+    assert tr.config_overrides(cfg) == {"n_step": 3}  # speed-only fields are not part of a run
+    assert tr.canonical_command(TASK, 1000, 1, 0, "sac", {"n_step": 3, "net_arch": [64, 64]}) == (
+        "dcsbench train-expert cheetah-run --total-steps 1000 --n-envs 1 --seed 0 --algo sac"
+        " --set n_step=3 --set net_arch=[64,64]")
+
+
+def test_sac_n_step_resume_is_exact_and_old_runs_still_resume(tmp_path):
+    quiet = lambda *_: None  # noqa: E731
+    small = dict(learning_starts=300, buffer_size=5000, batch_size=32, net_arch=[32, 32],
+                 episode_length=200)
+    cfg = tr.SACConfig(n_step=3, **small)
+    tr.train_expert(TASK, tmp_path / "once", total_steps=600, n_envs=1, config=cfg, export=False,
+                    log=quiet)
+    for _ in range(3):
+        tr.train_expert(TASK, tmp_path / "chunks", total_steps=600, n_envs=1, config=cfg,
+                        max_minutes=1e-4, export=False, log=quiet)
+    a, b = tr.policy_from_checkpoint(tmp_path / "once"), tr.policy_from_checkpoint(tmp_path / "chunks")
+    for wa, wb in zip(a.weights + a.biases, b.weights + b.biases):
+        np.testing.assert_array_equal(wa, wb)
+    run = json.loads((tmp_path / "once" / "run.json").read_text())
+    assert "--algo sac --set batch_size=32 " in run["command"]  # every non-default field
+    assert " --set n_step=3 --set net_arch=[32,32]" in run["command"]
+    # n-step targets change training: a 1-step run of the same seed ends elsewhere.
+    one = tr.train_expert(TASK, tmp_path / "one", total_steps=400, n_envs=1,
+                          config=tr.SACConfig(**small), export=False, log=quiet)
+    assert one["num_timesteps"] == 400
+    # A run folder written before `n_step` existed resumes as a 1-step run; n_step=3 is refused.
+    run_file = tmp_path / "one" / "run.json"
+    old = json.loads(run_file.read_text())
+    del old["config"]["n_step"]
+    run_file.write_text(json.dumps(old))
+    status = tr.train_expert(TASK, tmp_path / "one", total_steps=600, n_envs=1,
+                             config=tr.SACConfig(**small, torch_threads=2), export=False, log=quiet)
+    assert status["finished"]
+    with pytest.raises(ValueError, match="n_step=1"):
+        tr.train_expert(TASK, tmp_path / "one", total_steps=800, n_envs=1, config=cfg, log=quiet)
+    c = tr.policy_from_checkpoint(tmp_path / "one")
+    assert not np.array_equal(c.weights[0], b.weights[0])

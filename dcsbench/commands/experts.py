@@ -10,8 +10,8 @@ def register(sub) -> None:
     from dcsbench import registry
 
     p = sub.add_parser(
-        "train-expert", help="train a state-based PPO expert (resumable)",
-        description="Train a PPO expert on proprioceptive state. Re-running the same command on "
+        "train-expert", help="train a state-based PPO or SAC expert (resumable)",
+        description="Train a PPO or SAC expert on proprioceptive state. Re-running the same command on "
                     "the same --out folder resumes from its last checkpoint (checkpoints every "
                     "few minutes, at --max-minutes and on SIGTERM/SIGINT). When finished, the "
                     "policy is evaluated and exported to OUT/export/.")
@@ -31,6 +31,9 @@ def register(sub) -> None:
     p.add_argument("--vec-env", default="subproc", choices=("subproc", "dummy"),
                    help="envs in subprocesses or all in the learner process (speed only)")
     p.add_argument("--device", default="cpu", help="torch device of the learner: cpu, cuda, auto")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="override one hyper-parameter of the algorithm's config (repeatable; "
+                        "values read as JSON), e.g. --set n_step=3; recorded in the card's command")
     p.add_argument("--eval-episodes", type=int, default=20, help="episodes of the final evaluation")
     p.add_argument("--install", action="store_true",
                    help="when finished, copy the exported expert into dcsbench/experts/")
@@ -74,7 +77,8 @@ def _train(args: argparse.Namespace) -> int:
         train.export_run(out, eval_episodes=args.eval_episodes)
         status = {"finished": True}
     else:
-        cfg = train.ALGOS[args.algo](torch_threads=args.torch_threads)
+        overrides = train.parse_overrides(args.algo, args.overrides)
+        cfg = train.ALGOS[args.algo](torch_threads=args.torch_threads, **overrides)
         n_envs = args.n_envs or (1 if args.algo == "sac" else 8)
         status = train.train_expert(args.task, out, total_steps=args.total_steps,
                                     n_envs=n_envs, seed=args.seed,

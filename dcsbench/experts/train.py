@@ -89,6 +89,7 @@ class SACConfig:
     learning_starts: int = 5000
     train_freq: int = 1
     gradient_steps: int = 1
+    n_step: int = 1                # n-step TD targets (SB3's NStepReplayBuffer) when > 1
     net_arch: list[int] = field(default_factory=lambda: [256, 256])
     activation: str = "relu"
     episode_length: int = registry.EPISODE_LENGTH
@@ -96,6 +97,39 @@ class SACConfig:
 
 
 ALGOS = {"ppo": PPOConfig, "sac": SACConfig}
+
+#: Config fields that change speed only, never results: left out of a run's identity and command.
+_SPEED_ONLY = ("torch_threads",)
+
+
+def parse_overrides(algo: str, items: list[str] | tuple[str, ...]) -> dict:
+    """Parse ``KEY=VALUE`` hyper-parameter overrides for ``algo``'s config dataclass.
+
+    Values are read as JSON (``n_step=3``, ``learning_rate=1e-4``, ``net_arch=[512,512]``), or
+    kept as a string when they are not JSON (``activation=tanh``). Unknown keys are refused
+    with the list of valid ones."""
+    registry.check_choice("algo", algo, tuple(ALGOS))
+    fields = {f.name for f in dataclasses.fields(ALGOS[algo])} - set(_SPEED_ONLY)
+    out = {}
+    for item in items:
+        key, sep, raw = item.partition("=")
+        key = key.strip()
+        if not sep or not key:
+            raise ValueError(f"override {item!r} is not KEY=VALUE")
+        if key not in fields:
+            raise ValueError(f"unknown {algo} hyper-parameter {key!r}; valid: {', '.join(sorted(fields))}")
+        try:
+            out[key] = json.loads(raw)
+        except json.JSONDecodeError:
+            out[key] = raw
+    return out
+
+
+def config_overrides(cfg) -> dict:
+    """The fields of ``cfg`` that differ from its class defaults (speed-only fields left out)."""
+    default = dataclasses.asdict(type(cfg)())
+    return {k: v for k, v in dataclasses.asdict(cfg).items()
+            if k not in _SPEED_ONLY and default.get(k) != v}
 
 
 def _minibatch_size(rollout: int, n_minibatches: int) -> int:
@@ -156,7 +190,7 @@ def _build_sac(task: str, n_envs: int, seed: int, cfg: SACConfig, episodes_done:
     model = SAC("MlpPolicy", env, buffer_size=cfg.buffer_size, batch_size=cfg.batch_size,
                 learning_rate=cfg.learning_rate, gamma=cfg.gamma, tau=cfg.tau,
                 learning_starts=cfg.learning_starts, train_freq=cfg.train_freq,
-                gradient_steps=cfg.gradient_steps, device=device, verbose=0,
+                gradient_steps=cfg.gradient_steps, n_steps=cfg.n_step, device=device, verbose=0,
                 policy_kwargs=dict(net_arch=list(cfg.net_arch), activation_fn=act))
     model.action_space.seed(seed)  # warm-up actions (before learning_starts) are seeded too
     return model, env
@@ -291,10 +325,15 @@ def _load_ppo_state(ckpt: Path, model, env) -> None:
 
 
 # ------------------------------------------------------------------------------ training
-def canonical_command(task: str, total_steps: int, n_envs: int, seed: int, algo: str = "ppo") -> str:
-    """The command that reproduces a run (output folder and time limits do not change results)."""
+def canonical_command(task: str, total_steps: int, n_envs: int, seed: int, algo: str = "ppo",
+                      overrides: dict | None = None) -> str:
+    """The command that reproduces a run (output folder and time limits do not change results);
+    ``overrides`` (see :func:`config_overrides`) become ``--set KEY=VALUE`` options."""
     cmd = f"dcsbench train-expert {task} --total-steps {total_steps} --n-envs {n_envs} --seed {seed}"
-    return cmd + (f" --algo {algo}" if algo != "ppo" else "")
+    cmd += f" --algo {algo}" if algo != "ppo" else ""
+    for key, value in sorted((overrides or {}).items()):
+        cmd += f" --set {key}={json.dumps(value, separators=(',', ':'))}"
+    return cmd
 
 
 def train_expert(task: str, out: str | os.PathLike, total_steps: int = 10_000_000, n_envs: int = 8,
@@ -338,11 +377,16 @@ def train_expert(task: str, out: str | os.PathLike, total_steps: int = 10_000_00
     if run_file.is_file():
         run = json.loads(run_file.read_text())
         run.setdefault("algo", "ppo")
-        for key, new in (("task", task), ("algo", algo), ("seed", seed), ("n_envs", n_envs),
-                         ("config", cfg_dict)):
-            if run[key] != new:
-                raise ValueError(f"{out} holds a run with {key}={run[key]!r}, not {new!r}; "
+        # Fields added to a config class later take their default in runs that predate them.
+        run["config"] = {**dataclasses.asdict(ALGOS[run["algo"]]()), **run["config"]}
+        checks = [("task", run["task"], task), ("algo", run["algo"], algo), ("seed", run["seed"], seed),
+                  ("n_envs", run["n_envs"], n_envs)]
+        checks += [(k, run["config"].get(k), v) for k, v in cfg_dict.items() if k not in _SPEED_ONLY]
+        for key, old, new in checks:
+            if old != new:
+                raise ValueError(f"{out} holds a run with {key}={old!r}, not {new!r}; "
                                  f"use another --out folder")
+        run["config"].update({k: cfg_dict[k] for k in _SPEED_ONLY if k in cfg_dict})
         if run["total_steps"] != total:
             log(f"note: total steps changed {run['total_steps']} -> {total} (the lr schedule follows)")
     else:
@@ -350,7 +394,7 @@ def train_expert(task: str, out: str | os.PathLike, total_steps: int = 10_000_00
                "chunks": [],
                "created": datetime.now(timezone.utc).isoformat(timespec="seconds")}
     run["total_steps"] = total
-    run["command"] = canonical_command(task, total, n_envs, seed, algo)
+    run["command"] = canonical_command(task, total, n_envs, seed, algo, config_overrides(cfg))
 
     atomic_write_text(run_file, json.dumps(run, indent=2) + "\n")  # a killed run stays resumable
     torch.set_num_threads(cfg.torch_threads)

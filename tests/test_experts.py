@@ -209,3 +209,29 @@ def test_sac_n_step_resume_is_exact_and_old_runs_still_resume(tmp_path):
         tr.train_expert(TASK, tmp_path / "one", total_steps=800, n_envs=1, config=cfg, log=quiet)
     c = tr.policy_from_checkpoint(tmp_path / "one")
     assert not np.array_equal(c.weights[0], b.weights[0])
+
+
+def test_stand_bonus_shapes_training_reward_only():
+    plain, shaped = StateEnv("hopper-hop"), StateEnv("hopper-hop", stand_bonus=0.5)
+    plain.reset(seed=7)
+    shaped.reset(seed=7)
+    rng = np.random.default_rng(0)
+    task_sum = 0.0
+    for t in range(200):
+        a = rng.uniform(-1, 1, size=plain.action_space.shape)
+        _, r0, _, _, i0 = plain.step(a)
+        _, r1, _, trunc, i1 = shaped.step(a)
+        height = shaped._env.physics.height()
+        assert i1["task_reward"] == r0 == i0["task_reward"]  # same physics, same task reward
+        assert r1 == pytest.approx(r0 + 0.5 * min(max(height / 0.6, 0.0), 1.0))
+        task_sum += r0
+    assert not trunc
+    short = StateEnv("hopper-hop", stand_bonus=0.5, episode_length=3)
+    short.reset(seed=1)
+    infos = [short.step(np.zeros(4))[4] for _ in range(3)]
+    assert "task_return" not in infos[0]
+    assert infos[-1]["task_return"] == pytest.approx(sum(i["task_reward"] for i in infos))
+    with pytest.raises(ValueError, match="hopper-hop"):
+        StateEnv("cheetah-run", stand_bonus=0.1)
+    for env in (plain, shaped, short):
+        env.close()

@@ -8,6 +8,15 @@ Episode seeding is explicit: ``reset(seed=s)`` fully determines the physics init
 Without a seed, episode ``k`` of an environment built with ``(seed, index)`` uses the seed
 ``SeedSequence([seed, index, k])``; the episode counter can be set at construction, which is how
 ``train-expert`` resumes a run exactly where it stopped.
+
+Optional training-only shaping (``stand_bonus > 0``): the reward the learner sees becomes
+``task_reward + stand_bonus * clip(h / h_stand, 0, 1)``, a dense term for getting the body up
+(``h``: hopper torso-above-foot height, walker torso height, humanoid head height; ``h_stand``:
+the task's own stand height 0.6 / 1.2 / 1.4). It exists for hopper-hop, whose task reward is
+zero until the hopper is upright *and* moving, so a learner that has fallen sees no signal.
+The unshaped task reward is always in ``info["task_reward"]`` (and its episode sum in
+``info["task_return"]`` at the last step); evaluation and data collection use the task reward
+only.
 """
 
 from __future__ import annotations
@@ -19,6 +28,14 @@ import numpy as np
 
 from dcsbench import registry
 from dcsbench.envs.state import flatten_state
+
+
+#: Height readout and stand height per task for the ``stand_bonus`` shaping term.
+STAND_HEIGHT: dict[str, tuple[str, float]] = {
+    "hopper-hop": ("height", 0.6),
+    "walker-run": ("torso_height", 1.2),
+    "humanoid-walk": ("head_height", 1.4),
+}
 
 
 def _episode_seed(seed: int, index: int, episode: int) -> int:
@@ -35,13 +52,20 @@ class StateEnv(gym.Env):
         index: index of this env in a vector env (decorrelates parallel envs).
         episode: number of episodes already played (for exact resumption of training).
         episode_length: control steps per episode; the episode is *truncated* after that many.
+        stand_bonus: weight of the training-only standing term (module docstring); 0 = the
+            task reward unchanged.
     """
 
     metadata = {"render_modes": []}
 
     def __init__(self, task: str, seed: int = 0, index: int = 0, episode: int = 0,
-                 episode_length: int = registry.EPISODE_LENGTH):
+                 episode_length: int = registry.EPISODE_LENGTH, stand_bonus: float = 0.0):
         registry.check_choice("task", task, registry.TASKS)
+        if stand_bonus and task not in STAND_HEIGHT:
+            raise ValueError(f"stand_bonus is defined for {', '.join(STAND_HEIGHT)}, not {task!r}")
+        if stand_bonus < 0:
+            raise ValueError(f"stand_bonus must be >= 0, got {stand_bonus}")
+        self.stand_bonus = float(stand_bonus)
         os.environ.setdefault("MUJOCO_GL", "egl")
         from dm_control import suite
 
@@ -71,6 +95,7 @@ class StateEnv(gym.Env):
         self._env.task._random = np.random.RandomState(seed)
         time_step = self._env.reset()
         self._t = 0
+        self._task_return = 0.0
         return flatten_state(time_step.observation), {"episode_seed": int(seed)}
 
     def step(self, action):
@@ -80,8 +105,17 @@ class StateEnv(gym.Env):
         time_step = self._env.step(action)
         self._t += 1
         truncated = bool(time_step.last() or self._t >= self.episode_length)
-        return (flatten_state(time_step.observation), float(time_step.reward or 0.0), False,
-                truncated, {})
+        task_reward = float(time_step.reward or 0.0)
+        self._task_return += task_reward
+        reward = task_reward
+        if self.stand_bonus:
+            readout, stand = STAND_HEIGHT[self.task]
+            height = float(getattr(self._env.physics, readout)())
+            reward += self.stand_bonus * min(max(height / stand, 0.0), 1.0)
+        info = {"task_reward": task_reward}
+        if truncated:
+            info["task_return"] = self._task_return
+        return flatten_state(time_step.observation), reward, False, truncated, info
 
     def close(self):
         """Release the physics."""

@@ -72,6 +72,7 @@ class PPOConfig:
     clip_obs: float = 10.0
     clip_reward: float = 10.0
     episode_length: int = registry.EPISODE_LENGTH
+    stand_bonus: float = 0.0       # training-only standing term (see experts.stateenv)
     torch_threads: int = 1         # for the learner process
 
 
@@ -93,6 +94,7 @@ class SACConfig:
     net_arch: list[int] = field(default_factory=lambda: [256, 256])
     activation: str = "relu"
     episode_length: int = registry.EPISODE_LENGTH
+    stand_bonus: float = 0.0       # training-only standing term (see experts.stateenv)
     torch_threads: int = 1
 
 
@@ -138,10 +140,12 @@ def _minibatch_size(rollout: int, n_minibatches: int) -> int:
     return next(b for b in range(target, 0, -1) if rollout % b == 0)
 
 
-def _make_env_fn(task: str, seed: int, index: int, episode: int, episode_length: int):
+def _make_env_fn(task: str, seed: int, index: int, episode: int, episode_length: int,
+                 stand_bonus: float = 0.0):
     def _thunk():
         from dcsbench.experts.stateenv import StateEnv
-        return StateEnv(task, seed=seed, index=index, episode=episode, episode_length=episode_length)
+        return StateEnv(task, seed=seed, index=index, episode=episode,
+                        episode_length=episode_length, stand_bonus=stand_bonus)
     return _thunk
 
 
@@ -159,11 +163,12 @@ def _build(task: str, n_envs: int, seed: int, cfg, episodes_done: int,
     from stable_baselines3 import PPO
     from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv, VecMonitor, VecNormalize
 
-    fns = [_make_env_fn(task, seed, i, episodes_done, cfg.episode_length) for i in range(n_envs)]
+    fns = [_make_env_fn(task, seed, i, episodes_done, cfg.episode_length, cfg.stand_bonus)
+           for i in range(n_envs)]
     registry.check_choice("vec env", vec_env, ("subproc", "dummy"))
     use_subproc = vec_env == "subproc" and n_envs > 1
     venv = SubprocVecEnv(fns, start_method="spawn") if use_subproc else DummyVecEnv(fns)
-    env = VecNormalize(VecMonitor(venv), norm_obs=True, norm_reward=True, clip_obs=cfg.clip_obs,
+    env = VecNormalize(VecMonitor(venv, info_keywords=("task_return",)), norm_obs=True, norm_reward=True, clip_obs=cfg.clip_obs,
                        clip_reward=cfg.clip_reward, gamma=cfg.gamma)
     act = {"tanh": torch.nn.Tanh, "relu": torch.nn.ReLU}[cfg.activation]
     lr0 = cfg.learning_rate
@@ -185,7 +190,8 @@ def _build_sac(task: str, n_envs: int, seed: int, cfg: SACConfig, episodes_done:
 
     if n_envs != 1:
         raise ValueError("SAC trains on one env: use --n-envs 1")
-    env = VecMonitor(DummyVecEnv([_make_env_fn(task, seed, 0, episodes_done, cfg.episode_length)]))
+    env = VecMonitor(DummyVecEnv([_make_env_fn(task, seed, 0, episodes_done, cfg.episode_length,
+                                                cfg.stand_bonus)]), info_keywords=("task_return",))
     act = {"tanh": torch.nn.Tanh, "relu": torch.nn.ReLU}[cfg.activation]
     model = SAC("MlpPolicy", env, buffer_size=cfg.buffer_size, batch_size=cfg.batch_size,
                 learning_rate=cfg.learning_rate, gamma=cfg.gamma, tau=cfg.tau,
@@ -448,7 +454,8 @@ def train_expert(task: str, out: str | os.PathLike, total_steps: int = 10_000_00
                 t_collect = time.monotonic() - t_iter
                 model._update_current_progress_remaining(model.num_timesteps, total)
                 model.train()
-            recent.extend(float(info["r"]) for info in model.ep_info_buffer)
+            # The task's own return (the same as "r" unless a training-only shaping term is on).
+            recent.extend(float(info.get("task_return", info["r"])) for info in model.ep_info_buffer)
             model.ep_info_buffer.clear()
             now = time.monotonic()
             dt = now - t_iter

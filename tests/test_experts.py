@@ -235,3 +235,14 @@ def test_stand_bonus_shapes_training_reward_only():
         StateEnv("cheetah-run", stand_bonus=0.1)
     for env in (plain, shaped, short):
         env.close()
+
+
+def test_card_says_when_training_reward_was_shaped():
+    from dcsbench.experts import expert_card
+    from dcsbench.experts.cards import render_card
+
+    card = expert_card("walker-run")
+    assert "training-only standing term" not in render_card(card)
+    card["hyperparameters"] = {**card["hyperparameters"], "stand_bonus": 0.1}
+    text = render_card(card)
+    assert "training-only standing term (`stand_bonus` 0.1" in text and "| stand_bonus | 0.1 |" in text

@@ -48,6 +48,12 @@ def render_card(card: dict) -> str:
         + ("policy squashed by tanh" if card.get("output") == "tanh" else "policy clipped to [-1, 1]")
         + " (deterministic). Stored as plain tensors in safetensors; "
         "`dcsbench.experts.load_expert` needs only numpy.",
+        *([
+            "",
+            f"Trained with a training-only standing term (`stand_bonus` {hp['stand_bonus']}, see "
+            "`dcsbench.experts.stateenv`) added to the task reward; the returns on this card and "
+            "in the datasets are the task's own reward.",
+        ] if hp.get("stand_bonus") else []),
         "",
         "## Hyper-parameters",
         "",

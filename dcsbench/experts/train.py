@@ -412,6 +412,7 @@ def train_expert(task: str, out: str | os.PathLike, total_steps: int = 10_000_00
     model, env = _build(task, n_envs, seed, cfg, episodes_done=done_steps // (n_envs * cfg.episode_length),
                         vec_env=vec_env, device=device)
     recent = deque(maxlen=20)
+    shaped = deque(maxlen=20)  # returns the learner saw (differ from `recent` with stand_bonus)
     train_seconds = 0.0
     if ckpt:
         state = _load_checkpoint(ckpt, model, env)
@@ -456,6 +457,7 @@ def train_expert(task: str, out: str | os.PathLike, total_steps: int = 10_000_00
                 model.train()
             # The task's own return (the same as "r" unless a training-only shaping term is on).
             recent.extend(float(info.get("task_return", info["r"])) for info in model.ep_info_buffer)
+            shaped.extend(float(info["r"]) for info in model.ep_info_buffer)
             model.ep_info_buffer.clear()
             now = time.monotonic()
             dt = now - t_iter
@@ -469,6 +471,7 @@ def train_expert(task: str, out: str | os.PathLike, total_steps: int = 10_000_00
             if now - last_log_t > 30 or model.num_timesteps >= total:
                 log(f"{task} {model.num_timesteps:>10d}/{total} steps  {sps:7.0f} steps/s  "
                     f"return(last {len(recent)}) {ret:7.1f}  "
+                    + (f"shaped {np.mean(shaped):7.1f}  " if cfg.stand_bonus and shaped else "")
                     + (f"collect {t_collect / dt:4.0%}  " if algo == "ppo" else "")
                     + f"lr {model.lr_schedule(model._current_progress_remaining):.2e}")
                 last_log_t = now

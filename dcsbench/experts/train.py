@@ -168,8 +168,9 @@ def _build(task: str, n_envs: int, seed: int, cfg, episodes_done: int,
     registry.check_choice("vec env", vec_env, ("subproc", "dummy"))
     use_subproc = vec_env == "subproc" and n_envs > 1
     venv = SubprocVecEnv(fns, start_method="spawn") if use_subproc else DummyVecEnv(fns)
-    env = VecNormalize(VecMonitor(venv, info_keywords=("task_return",)), norm_obs=True, norm_reward=True, clip_obs=cfg.clip_obs,
-                       clip_reward=cfg.clip_reward, gamma=cfg.gamma)
+    env = VecNormalize(VecMonitor(venv, info_keywords=("task_return",)), norm_obs=True,
+                       norm_reward=True, clip_obs=cfg.clip_obs, clip_reward=cfg.clip_reward,
+                       gamma=cfg.gamma)
     act = {"tanh": torch.nn.Tanh, "relu": torch.nn.ReLU}[cfg.activation]
     lr0 = cfg.learning_rate
     model = PPO(
@@ -385,8 +386,8 @@ def train_expert(task: str, out: str | os.PathLike, total_steps: int = 10_000_00
         run.setdefault("algo", "ppo")
         # Fields added to a config class later take their default in runs that predate them.
         run["config"] = {**dataclasses.asdict(ALGOS[run["algo"]]()), **run["config"]}
-        checks = [("task", run["task"], task), ("algo", run["algo"], algo), ("seed", run["seed"], seed),
-                  ("n_envs", run["n_envs"], n_envs)]
+        checks = [("task", run["task"], task), ("algo", run["algo"], algo),
+                  ("seed", run["seed"], seed), ("n_envs", run["n_envs"], n_envs)]
         checks += [(k, run["config"].get(k), v) for k, v in cfg_dict.items() if k not in _SPEED_ONLY]
         for key, old, new in checks:
             if old != new:

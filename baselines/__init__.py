@@ -23,6 +23,7 @@ from typing import Any
 
 import yaml
 
+from dcsbench.overrides import nested_overrides, set_dotted
 from dcsbench.registry import check_choice
 
 #: Method name -> ``"module:Class"`` of its Agent.
@@ -55,20 +56,11 @@ def _merge(base: dict, over: dict) -> dict:
     return out
 
 
-def _set_dotted(cfg: dict, key: str, value: Any) -> None:
-    node = cfg
-    parts = key.split(".")
-    for p in parts[:-1]:
-        node = node.setdefault(p, {})
-        if not isinstance(node, dict):
-            raise ValueError(f"override {key!r}: {p!r} is not a section")
-    node[parts[-1]] = value
-
-
 def parse_overrides(overrides: list[str] | dict | None) -> dict:
     """``["lam.lr=3e-4", "bc.epochs=2"]`` or ``{"lam.lr": 3e-4}`` -> nested dict.
 
-    Values are parsed as YAML scalars/lists/mappings (``yaml.safe_load``: never executed).
+    String values are read by :func:`dcsbench.overrides.parse_value` (JSON, then YAML, then the
+    string; never executed).
     """
     out: dict = {}
     if overrides is None:
@@ -77,17 +69,12 @@ def parse_overrides(overrides: list[str] | dict | None) -> dict:
         for k, v in overrides.items():
             if isinstance(v, dict):
                 nested: dict = {}
-                _set_dotted(nested, k, parse_overrides(v))
+                set_dotted(nested, k, parse_overrides(v))
                 out = _merge(out, nested)
             else:
-                _set_dotted(out, k, v)
+                set_dotted(out, k, v)
         return out
-    for item in overrides:
-        key, sep, raw = str(item).partition("=")
-        if not sep or not key.strip():
-            raise ValueError(f"override {item!r} is not of the form section.key=value")
-        _set_dotted(out, key.strip(), yaml.safe_load(raw))
-    return out
+    return nested_overrides(overrides)
 
 
 def load_config(method: str, preset: str = "paper", overrides: list[str] | dict | None = None) -> dict:

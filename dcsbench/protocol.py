@@ -500,26 +500,14 @@ def evaluate(agent: Agent, dataset: str, budget: int | str, seed: int, out: str 
 
 
 def parse_overrides(items: list[str] | None) -> dict[str, Any]:
-    """``["lr=3e-4", "net.width=256"]`` -> ``{"lr": 0.0003, "net": {"width": 256}}``.
+    """``["lr=1e-4", "net.width=256"]`` -> ``{"lr": 0.0001, "net": {"width": 256}}``.
 
-    Values are parsed as YAML scalars/lists (``yaml.safe_load``: numbers, booleans, strings;
+    Values are read by :func:`dcsbench.overrides.parse_value` (JSON, then YAML, then the string;
     nothing is executed); dotted keys build nested mappings.
     """
-    import yaml
+    from dcsbench.overrides import nested_overrides
 
-    out: dict[str, Any] = {}
-    for item in items or []:
-        key, sep, value = item.partition("=")
-        if not sep or not key.strip():
-            raise ValueError(f"--set expects key=value, got {item!r}")
-        node = out
-        *parents, leaf = key.strip().split(".")
-        for p in parents:
-            node = node.setdefault(p, {})
-            if not isinstance(node, dict):
-                raise ValueError(f"--set {item!r}: {p!r} is both a value and a mapping")
-        node[leaf] = yaml.safe_load(value) if value.strip() else ""
-    return out
+    return nested_overrides(items)
 
 
 def _deep_merge(base: dict, extra: dict) -> dict:

@@ -88,7 +88,7 @@ def test_overrides_strings_dicts_and_errors():
         baselines.load_config("bc", "huge")
     with pytest.raises(ValueError, match="expected an integer"):
         baselines.load_config("bc", "tiny", ["bc.updates=abc"])
-    with pytest.raises(ValueError, match="form section.key=value"):
+    with pytest.raises(ValueError, match="KEY=VALUE"):
         baselines.load_config("bc", "tiny", ["bc.updates"])
     with pytest.raises(ValueError, match="lam.fdm_target"):
         baselines.make_agent("laom", "tiny", **{"lam.fdm_target": "past"})

@@ -227,7 +227,7 @@ def test_agent_loading_and_overrides(tmp_path):
         protocol.make_agent("trivial_agents:np")
     with pytest.raises(ValueError, match="Valid baselines"):
         protocol.make_agent("lapp")
-    with pytest.raises(ValueError, match="key=value"):
+    with pytest.raises(ValueError, match="KEY=VALUE"):
         protocol.parse_overrides(["novalue"])
 
 

@@ -107,23 +107,19 @@ _SPEED_ONLY = ("torch_threads",)
 def parse_overrides(algo: str, items: list[str] | tuple[str, ...]) -> dict:
     """Parse ``KEY=VALUE`` hyper-parameter overrides for ``algo``'s config dataclass.
 
-    Values are read as JSON (``n_step=3``, ``learning_rate=1e-4``, ``net_arch=[512,512]``), or
-    kept as a string when they are not JSON (``activation=tanh``). Unknown keys are refused
-    with the list of valid ones."""
+    Values are read by :func:`dcsbench.overrides.parse_value` (``n_step=3``,
+    ``learning_rate=1e-4``, ``net_arch=[512,512]``, ``activation=tanh``). Unknown keys are
+    refused with the list of valid ones."""
+    from dcsbench.overrides import split_assignment
+
     registry.check_choice("algo", algo, tuple(ALGOS))
     fields = {f.name for f in dataclasses.fields(ALGOS[algo])} - set(_SPEED_ONLY)
     out = {}
     for item in items:
-        key, sep, raw = item.partition("=")
-        key = key.strip()
-        if not sep or not key:
-            raise ValueError(f"override {item!r} is not KEY=VALUE")
+        key, value = split_assignment(item)
         if key not in fields:
             raise ValueError(f"unknown {algo} hyper-parameter {key!r}; valid: {', '.join(sorted(fields))}")
-        try:
-            out[key] = json.loads(raw)
-        except json.JSONDecodeError:
-            out[key] = raw
+        out[key] = value
     return out
 
 

@@ -211,6 +211,40 @@ def test_sac_n_step_resume_is_exact_and_old_runs_still_resume(tmp_path):
     assert not np.array_equal(c.weights[0], b.weights[0])
 
 
+def test_sac_warm_start_from_a_checkpoint_without_its_replay_buffer(tmp_path):
+    """A SAC checkpoint copied without replay.npz (e.g. moved between machines) resumes: the
+    policy refills the buffer with no updates, and run.json and the card say so."""
+    from dcsbench.experts.cards import render_card
+
+    quiet = lambda *_: None  # noqa: E731
+    cfg = tr.SACConfig(learning_starts=300, buffer_size=5000, batch_size=32, net_arch=[32, 32],
+                       episode_length=200)
+    run = tmp_path / "run"
+    tr.train_expert(TASK, run, total_steps=1000, n_envs=1, config=cfg, stop_at=400, export=False,
+                    log=quiet)
+    ckpt = tr._latest_checkpoint(run)
+    updates_before = json.loads((ckpt / "state.json").read_text())["n_updates"]
+    assert updates_before > 0
+    (ckpt / "replay.npz").unlink()
+    lines = []
+    tr.train_expert(TASK, run, total_steps=1000, n_envs=1, config=cfg, stop_at=800, export=False,
+                    log=lines.append)
+    assert any("warm start" in line and "400 steps" in line for line in lines)
+    at_800 = json.loads((tr._latest_checkpoint(run) / "state.json").read_text())
+    assert at_800["num_timesteps"] == 800 and at_800["n_updates"] == updates_before  # refill only
+    status = tr.train_expert(TASK, run, total_steps=1000, n_envs=1, config=cfg, eval_episodes=1,
+                             log=quiet)
+    assert status["finished"]
+    final = json.loads((tr._latest_checkpoint(run) / "state.json").read_text())
+    assert final["n_updates"] == updates_before + 200  # updates resumed after the refill
+    chunks = json.loads((run / "run.json").read_text())["chunks"]
+    assert [bool(c.get("warm_start")) for c in chunks] == [False, True, False]
+    card = json.loads((run / "export" / f"{TASK}.json").read_text())
+    assert card["warm_starts"] == [{"at_steps": 400, "refill_steps": 400,
+                                    "reason": f"{ckpt.name} has no replay buffer (replay.npz)"}]
+    assert "Warm-started (not an exact resume): at 400 steps" in render_card(card)
+
+
 def test_stand_bonus_shapes_training_reward_only():
     plain, shaped = StateEnv("hopper-hop"), StateEnv("hopper-hop", stand_bonus=0.5)
     plain.reset(seed=7)

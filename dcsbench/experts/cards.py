@@ -54,6 +54,15 @@ def render_card(card: dict) -> str:
             "`dcsbench.experts.stateenv`) added to the task reward; the returns on this card and "
             "in the datasets are the task's own reward.",
         ] if hp.get("stand_bonus") else []),
+        *([
+            "",
+            "Warm-started (not an exact resume): "
+            + "; ".join(f"at {w['at_steps']:,} steps the checkpoint had no replay buffer and the "
+                        f"policy refilled it for {w['refill_steps']:,} steps before updates resumed"
+                        for w in card["warm_starts"])
+            + ". The command above trains without interruption, so it reproduces a statistically "
+            "similar expert, not these exact weights.",
+        ] if card.get("warm_starts") else []),
         "",
         "## Hyper-parameters",
         "",

@@ -297,11 +297,14 @@ def _load_sac_state(ckpt: Path, model, state: dict) -> None:
     model.critic.optimizer.load_state_dict(opt["critic"])
     model.ent_coef_optimizer.load_state_dict(opt["ent_coef"])
     rb = model.replay_buffer
-    with np.load(ckpt / "replay.npz") as z:
-        for k in ("observations", "next_observations", "actions", "rewards", "dones", "timeouts"):
-            arr = z[k]
-            getattr(rb, k)[:len(arr)] = arr
-        rb.pos, rb.full = int(z["pos"]), bool(z["full"])
+    if (ckpt / "replay.npz").is_file():
+        with np.load(ckpt / "replay.npz") as z:
+            for k in ("observations", "next_observations", "actions", "rewards", "dones", "timeouts"):
+                arr = z[k]
+                getattr(rb, k)[:len(arr)] = arr
+            rb.pos, rb.full = int(z["pos"]), bool(z["full"])
+    else:  # warm start (see train_expert): the buffer starts empty and is refilled by the policy
+        state["warm_start"] = True
     model._episode_num = state["episode_num"]
     model.action_space.np_random.bit_generator.state = state["action_space_rng"]
     model._last_obs = model.env.reset()  # next episode (the env's episode counter was restored)
@@ -411,11 +414,20 @@ def train_expert(task: str, out: str | os.PathLike, total_steps: int = 10_000_00
     recent = deque(maxlen=20)
     shaped = deque(maxlen=20)  # returns the learner saw (differ from `recent` with stand_bonus)
     train_seconds = 0.0
+    refill_until = 0  # SAC warm start: collect with the policy, no updates, until this step
+    warm_start = None
     if ckpt:
         state = _load_checkpoint(ckpt, model, env)
         recent.extend(state.get("recent_returns", []))
         train_seconds = state.get("train_seconds", 0.0)
         log(f"resuming {task} from {ckpt.name}: {model.num_timesteps}/{total} steps")
+        if state.get("warm_start"):
+            refill = int(math.ceil(max(1, cfg.learning_starts) / cfg.episode_length)) * cfg.episode_length
+            refill_until = model.num_timesteps + refill
+            warm_start = {"refill_steps": refill,
+                          "reason": f"{ckpt.name} has no replay buffer (replay.npz)"}
+            log(f"warm start: {warm_start['reason']}; the policy refills the buffer for {refill} "
+                f"steps before updates resume. Not an exact resume: recorded in run.json and the card")
     else:
         envs = f"{n_envs} envs ({vec_env})" if algo == "ppo" else "1 env"
         log(f"training {task} with {algo.upper()}: {total} steps, {envs}, learner on {model.device}, "
@@ -432,6 +444,8 @@ def train_expert(task: str, out: str | os.PathLike, total_steps: int = 10_000_00
     old_handlers = {s: signal.signal(s, _on_signal) for s in (signal.SIGTERM, signal.SIGINT)}
     chunk = {"start_steps": int(model.num_timesteps),
              "started": datetime.now(timezone.utc).isoformat(timespec="seconds")}
+    if warm_start:
+        chunk["warm_start"] = warm_start
     last_ckpt_t, last_log_t, reason = time.monotonic(), 0.0, "finished"
     try:
         if algo == "ppo":
@@ -444,6 +458,7 @@ def train_expert(task: str, out: str | os.PathLike, total_steps: int = 10_000_00
             t_iter = time.monotonic()
             steps0 = model.num_timesteps
             if algo == "sac":
+                model.gradient_steps = 0 if model.num_timesteps < refill_until else cfg.gradient_steps
                 _iterate(model, None)
                 t_collect = float("nan")
             else:
@@ -567,6 +582,8 @@ def export_run(out: str | os.PathLike, eval_episodes: int = 20, log=print) -> Pa
         "command": run["command"] + (f" --stop-at {steps}" if steps < run["total_steps"] else ""),
         "total_steps_of_run": run["total_steps"], "hyperparameters": run["config"],
         "train_seconds": run.get("train_seconds"),
+        "warm_starts": [{"at_steps": c["start_steps"], **c["warm_start"]}
+                        for c in run.get("chunks", []) if c.get("warm_start")],
         "state_dim": policy.state_dim, "action_dim": policy.action_dim, "output": policy.output,
         "eval": {"episodes": len(seeds), "seeds": seeds, "returns": [round(r, 3) for r in returns],
                  "mean": float(np.mean(returns)), "std": float(np.std(returns)),

@@ -225,7 +225,12 @@ def test_sac_warm_start_from_a_checkpoint_without_its_replay_buffer(tmp_path):
     ckpt = tr._latest_checkpoint(run)
     updates_before = json.loads((ckpt / "state.json").read_text())["n_updates"]
     assert updates_before > 0
-    (ckpt / "replay.npz").unlink()
+    assert _cli(["train-expert", TASK, "--out", str(run), "--pack", str(tmp_path / "packed")]) == 0
+    packed = tmp_path / "packed"
+    assert sorted(p.name for p in (packed / "checkpoints" / ckpt.name).iterdir()) == [
+        "optimizer.pt", "policy.pt", "state.json", "torch_rng.pt"]
+    assert (packed / "run.json").read_bytes() == (run / "run.json").read_bytes()
+    run = packed  # continue on the packed copy, as another machine would
     lines = []
     tr.train_expert(TASK, run, total_steps=1000, n_envs=1, config=cfg, stop_at=800, export=False,
                     log=lines.append)

@@ -41,6 +41,10 @@ def register(sub) -> None:
                    help="pause at this many steps and export (reproduces an intermediate expert)")
     p.add_argument("--export-only", action="store_true",
                    help="export (and evaluate) the last checkpoint now, without training")
+    p.add_argument("--pack", default=None, metavar="DIR",
+                   help="copy the run's last checkpoint without the SAC replay buffer into DIR "
+                        "(a few MB) to continue on another machine: copy DIR there and pass it "
+                        "as --out; a SAC run then resumes by a recorded warm start")
     p.set_defaults(func=_train)
 
     p = sub.add_parser("expert-eval", help="evaluate a committed expert and compare with its card")
@@ -73,6 +77,10 @@ def _train(args: argparse.Namespace) -> int:
     from dcsbench.experts import train
 
     out = args.out or f"runs/expert-{args.task}"
+    if args.pack:
+        print(f"packed {out} -> {train.pack_run(out, args.pack)} (no replay buffer: a SAC run "
+              f"resumes from it as a recorded warm start)")
+        return 0
     if args.export_only:
         train.export_run(out, eval_episodes=args.eval_episodes)
         status = {"finished": True}

@@ -599,6 +599,31 @@ def export_run(out: str | os.PathLike, eval_episodes: int = 20, log=print) -> Pa
     return dest
 
 
+def pack_run(out: str | os.PathLike, dest: str | os.PathLike) -> Path:
+    """Copy run ``out`` into ``dest`` small enough to move between machines (or commit): run.json,
+    progress.csv and the last checkpoint, without the SAC replay buffer (``replay.npz``, tens to
+    hundreds of MB). Training resumes from ``dest`` (or a copy of it) as a PPO run exactly, and as
+    a SAC run by a recorded warm start (the policy refills the buffer before updates resume).
+    ``dest`` is replaced atomically; returns it."""
+    out, dest = Path(out), Path(dest)
+    ckpt = _latest_checkpoint(out)
+    if ckpt is None:
+        raise FileNotFoundError(f"{out} has no checkpoint to pack")
+    tmp = dest.with_name(f".{dest.name}.tmp-{os.getpid()}")
+    shutil.rmtree(tmp, ignore_errors=True)
+    (tmp / "checkpoints").mkdir(parents=True)
+    for name in ("run.json", "progress.csv"):
+        if (out / name).is_file():
+            shutil.copyfile(out / name, tmp / name)
+    shutil.copytree(ckpt, tmp / "checkpoints" / ckpt.name, ignore=shutil.ignore_patterns("replay.npz"))
+    old = dest.with_name(f".{dest.name}.old-{os.getpid()}")
+    if dest.exists():
+        os.replace(dest, old)
+    os.replace(tmp, dest)
+    shutil.rmtree(old, ignore_errors=True)
+    return dest
+
+
 def install_export(out: str | os.PathLike, experts_dir: str | os.PathLike | None = None) -> list[Path]:
     """Copy ``out/export/{task}.*`` into the package's experts folder (to be committed)."""
     from dcsbench.experts import EXPERTS_DIR

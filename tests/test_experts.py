@@ -285,3 +285,20 @@ def test_card_says_when_training_reward_was_shaped():
     card["hyperparameters"] = {**card["hyperparameters"], "stand_bonus": 0.1}
     text = render_card(card)
     assert "training-only standing term (`stand_bonus` 0.1" in text and "| stand_bonus | 0.1 |" in text
+
+
+def test_committed_paused_runs_are_small_and_loadable():
+    """Every run packed under expert-runs/ loads (its policy acts on the task's state) and holds
+    no replay buffer, so the folder stays a few MB."""
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1] / "expert-runs"
+    for run in sorted(p for p in root.iterdir() if (p / "run.json").is_file()):
+        meta = json.loads((run / "run.json").read_text())
+        assert meta["task"] in registry.TASKS and meta["command"].startswith("dcsbench train-expert")
+        assert not list(run.rglob("replay.npz")), run
+        assert sum(f.stat().st_size for f in run.rglob("*") if f.is_file()) < 8_000_000, run
+        policy = tr.policy_from_checkpoint(run)
+        state, _ = StateEnv(meta["task"]).reset(seed=0)
+        action = policy(state[None])
+        assert action.shape == (1, policy.action_dim) and np.all(np.abs(action) <= 1)

@@ -50,6 +50,8 @@ from dcsbench.results import atomic_write_text
 EXPERT_EVAL_SEEDS: tuple[int, ...] = tuple(3_000_000 + i for i in range(100))
 
 CKPT_PREFIX = "step_"
+#: The SAC replay buffer inside a checkpoint; `pack_run` leaves it out (see the warm start).
+REPLAY_FILE = "replay.npz"
 
 
 @dataclass
@@ -239,7 +241,7 @@ def _save_checkpoint(out: Path, model, env, extra: dict, keep: int = 2) -> Path:
                     "log_ent_coef": model.log_ent_coef.detach().cpu()}, tmp / "optimizer.pt")
         rb = model.replay_buffer
         n = rb.buffer_size if rb.full else rb.pos
-        np.savez(tmp / "replay.npz", pos=rb.pos, full=rb.full, **{
+        np.savez(tmp / REPLAY_FILE, pos=rb.pos, full=rb.full, **{
             k: getattr(rb, k)[:n] for k in
             ("observations", "next_observations", "actions", "rewards", "dones", "timeouts")})
         extra = {**extra, "episode_num": int(model._episode_num),
@@ -297,14 +299,12 @@ def _load_sac_state(ckpt: Path, model, state: dict) -> None:
     model.critic.optimizer.load_state_dict(opt["critic"])
     model.ent_coef_optimizer.load_state_dict(opt["ent_coef"])
     rb = model.replay_buffer
-    if (ckpt / "replay.npz").is_file():
-        with np.load(ckpt / "replay.npz") as z:
+    if (ckpt / REPLAY_FILE).is_file():  # else a warm start: see train_expert
+        with np.load(ckpt / REPLAY_FILE) as z:
             for k in ("observations", "next_observations", "actions", "rewards", "dones", "timeouts"):
                 arr = z[k]
                 getattr(rb, k)[:len(arr)] = arr
             rb.pos, rb.full = int(z["pos"]), bool(z["full"])
-    else:  # warm start (see train_expert): the buffer starts empty and is refilled by the policy
-        state["warm_start"] = True
     model._episode_num = state["episode_num"]
     model.action_space.np_random.bit_generator.state = state["action_space_rng"]
     model._last_obs = model.env.reset()  # next episode (the env's episode counter was restored)
@@ -421,11 +421,11 @@ def train_expert(task: str, out: str | os.PathLike, total_steps: int = 10_000_00
         recent.extend(state.get("recent_returns", []))
         train_seconds = state.get("train_seconds", 0.0)
         log(f"resuming {task} from {ckpt.name}: {model.num_timesteps}/{total} steps")
-        if state.get("warm_start"):
+        if algo == "sac" and not (ckpt / REPLAY_FILE).is_file():  # the buffer starts empty
             refill = int(math.ceil(max(1, cfg.learning_starts) / cfg.episode_length)) * cfg.episode_length
             refill_until = model.num_timesteps + refill
             warm_start = {"refill_steps": refill,
-                          "reason": f"{ckpt.name} has no replay buffer (replay.npz)"}
+                          "reason": f"{ckpt.name} has no replay buffer ({REPLAY_FILE})"}
             log(f"warm start: {warm_start['reason']}; the policy refills the buffer for {refill} "
                 f"steps before updates resume. Not an exact resume: recorded in run.json and the card")
     else:
@@ -615,7 +615,7 @@ def pack_run(out: str | os.PathLike, dest: str | os.PathLike) -> Path:
     for name in ("run.json", "progress.csv"):
         if (out / name).is_file():
             shutil.copyfile(out / name, tmp / name)
-    shutil.copytree(ckpt, tmp / "checkpoints" / ckpt.name, ignore=shutil.ignore_patterns("replay.npz"))
+    shutil.copytree(ckpt, tmp / "checkpoints" / ckpt.name, ignore=shutil.ignore_patterns(REPLAY_FILE))
     old = dest.with_name(f".{dest.name}.old-{os.getpid()}")
     if dest.exists():
         os.replace(dest, old)

@@ -52,6 +52,8 @@ EXPERT_EVAL_SEEDS: tuple[int, ...] = tuple(3_000_000 + i for i in range(100))
 CKPT_PREFIX = "step_"
 #: The SAC replay buffer inside a checkpoint; `pack_run` leaves it out (see the warm start).
 REPLAY_FILE = "replay.npz"
+#: The SB3 replay-buffer arrays saved in REPLAY_FILE and restored from it.
+_REPLAY_KEYS = ("observations", "next_observations", "actions", "rewards", "dones", "timeouts")
 
 
 @dataclass
@@ -242,8 +244,7 @@ def _save_checkpoint(out: Path, model, env, extra: dict, keep: int = 2) -> Path:
         rb = model.replay_buffer
         n = rb.buffer_size if rb.full else rb.pos
         np.savez(tmp / REPLAY_FILE, pos=rb.pos, full=rb.full, **{
-            k: getattr(rb, k)[:n] for k in
-            ("observations", "next_observations", "actions", "rewards", "dones", "timeouts")})
+            k: getattr(rb, k)[:n] for k in _REPLAY_KEYS})
         extra = {**extra, "episode_num": int(model._episode_num),
                  "action_space_rng": model.action_space.np_random.bit_generator.state}
     else:
@@ -301,7 +302,7 @@ def _load_sac_state(ckpt: Path, model, state: dict) -> None:
     rb = model.replay_buffer
     if (ckpt / REPLAY_FILE).is_file():  # else a warm start: see train_expert
         with np.load(ckpt / REPLAY_FILE) as z:
-            for k in ("observations", "next_observations", "actions", "rewards", "dones", "timeouts"):
+            for k in _REPLAY_KEYS:
                 arr = z[k]
                 getattr(rb, k)[:len(arr)] = arr
             rb.pos, rb.full = int(z["pos"]), bool(z["full"])

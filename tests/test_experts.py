@@ -276,6 +276,90 @@ def test_stand_bonus_shapes_training_reward_only():
         env.close()
 
 
+def test_soft_stand_margin_gives_partial_credit_below_stand_height_only():
+    """hopper-hop's soft standing test equals the task reward whenever the task pays anything,
+    never pays less, and pays for hopping a little too low (where the task pays nothing)."""
+    from dm_control.utils import rewards
+
+    plain, soft = StateEnv("hopper-hop"), StateEnv("hopper-hop", soft_stand_margin=0.3)
+    plain.reset(seed=3)
+    soft.reset(seed=3)
+    rng = np.random.default_rng(1)
+    extra = 0
+    for _ in range(300):
+        a = rng.uniform(-1, 1, size=plain.action_space.shape)
+        _, r0, _, _, _ = plain.step(a)
+        _, r1, _, _, i1 = soft.step(a)
+        physics = soft._env.physics
+        h, v = float(physics.height()), float(physics.speed())
+        assert i1["task_reward"] == r0  # the task reward is untouched
+        hop = rewards.tolerance(v, bounds=(2.0, float("inf")), margin=1.0, value_at_margin=0.5,
+                                sigmoid="linear")
+        assert r1 == pytest.approx(rewards.tolerance(h, (0.6, 2.0), margin=0.3) * hop)
+        assert r1 >= r0 - 1e-12
+        if r0 > 0:
+            assert r1 == pytest.approx(r0)
+        extra += r1 > r0 + 1e-9
+    assert extra > 0, "random actions should move the hopper while it is below 0.6"
+    for bad, match in ((dict(soft_stand_margin=-0.1), ">= 0"),):
+        with pytest.raises(ValueError, match=match):
+            StateEnv("hopper-hop", **bad)
+    with pytest.raises(ValueError, match="soft_stand_margin is defined for hopper-hop"):
+        StateEnv("walker-run", soft_stand_margin=0.3)
+    plain.close()
+    soft.close()
+
+
+def test_fork_changes_config_from_a_parents_checkpoint_and_records_it(tmp_path):
+    """--fork-from starts a new run from another run's last checkpoint with a changed config,
+    leaves the parent untouched, warm-starts SAC (empty buffer), resumes with the same command,
+    and the card says how to reproduce it."""
+    from dcsbench.experts.cards import render_card
+
+    quiet = lambda *_: None  # noqa: E731
+    small = dict(learning_starts=300, buffer_size=5000, batch_size=32, net_arch=[32, 32],
+                 episode_length=200, n_step=3)
+    parent, child = tmp_path / "parent", tmp_path / "child"
+    tr.train_expert("hopper-hop", parent, total_steps=1000, n_envs=1,
+                    config=tr.SACConfig(stand_bonus=0.1, **small), stop_at=400, export=False, log=quiet)
+    before = {p.relative_to(parent): p.read_bytes() for p in parent.rglob("*") if p.is_file()}
+    ckpt = tr._latest_checkpoint(parent)
+    updates = json.loads((ckpt / "state.json").read_text())["n_updates"]
+    new = tr.SACConfig(stand_bonus=0.1, soft_stand_margin=0.3, **small)
+    with pytest.raises(ValueError, match="seed=0, not 5"):
+        tr.train_expert("hopper-hop", tmp_path / "bad", total_steps=1000, n_envs=1, seed=5,
+                        config=new, fork_from=parent, log=quiet)
+    assert not list((tmp_path / "bad").rglob("state.json"))  # nothing half-forked
+    lines = []
+    tr.train_expert("hopper-hop", child, total_steps=1000, n_envs=1, config=new, stop_at=800,
+                    export=False, fork_from=parent, log=lines.append)
+    assert any("forked" in line and "soft_stand_margin 0.0 -> 0.3" in line for line in lines)
+    assert any("warm start" in line for line in lines)
+    run = json.loads((child / "run.json").read_text())
+    assert run["forked_from"]["at_steps"] == 400 and run["forked_from"]["run"] == str(parent)
+    assert run["forked_from"]["changes"] == {"soft_stand_margin": [0.0, 0.3]}
+    assert run["config"]["soft_stand_margin"] == 0.3
+    assert run["command"].endswith(f"--set soft_stand_margin=0.3 --set stand_bonus=0.1 --fork-from {parent}")
+    at_800 = json.loads((tr._latest_checkpoint(child) / "state.json").read_text())
+    assert at_800["n_updates"] == updates  # 400 refill steps with no updates
+    # same command again: resumes the fork (no second fork), finishes and exports
+    status = tr.train_expert("hopper-hop", child, total_steps=1000, n_envs=1, config=new,
+                             eval_episodes=1, fork_from=parent, log=quiet)
+    assert status["finished"]
+    final = json.loads((tr._latest_checkpoint(child) / "state.json").read_text())
+    assert final["n_updates"] == updates + 200  # updates resumed after the refill
+    assert {p.relative_to(parent): p.read_bytes() for p in parent.rglob("*") if p.is_file()} == before
+    card = json.loads((child / "export" / "hopper-hop.json").read_text())
+    assert card["forked_from"]["changes"] == {"soft_stand_margin": [0.0, 0.3]}
+    assert [w["at_steps"] for w in card["warm_starts"]] == [400]
+    text = render_card(card)
+    assert f"--stop-at 400 --out {parent}" in text and "soft standing test" in text
+    assert "`soft_stand_margin` 0.0 -> 0.3" in text
+    with pytest.raises(FileNotFoundError, match="no run.json"):
+        tr.train_expert("hopper-hop", tmp_path / "c2", total_steps=1000, n_envs=1, config=new,
+                        fork_from=tmp_path / "nowhere", log=quiet)
+
+
 def test_card_says_when_training_reward_was_shaped():
     from dcsbench.experts import expert_card
     from dcsbench.experts.cards import render_card

@@ -39,6 +39,11 @@ def register(sub) -> None:
                    help="when finished, copy the exported expert into dcsbench/experts/")
     p.add_argument("--stop-at", type=int, default=None,
                    help="pause at this many steps and export (reproduces an intermediate expert)")
+    p.add_argument("--fork-from", default=None, metavar="RUN",
+                   help="start --out from the last checkpoint of run folder RUN with the config "
+                        "given here (e.g. a changed --set); the parent is left as it is. A SAC "
+                        "fork starts with an empty replay buffer (a recorded warm start). Pass "
+                        "the same flag again to resume the fork")
     p.add_argument("--export-only", action="store_true",
                    help="export (and evaluate) the last checkpoint now, without training")
     p.add_argument("--pack", default=None, metavar="DIR",
@@ -93,7 +98,8 @@ def _train(args: argparse.Namespace) -> int:
                                     max_minutes=args.max_minutes,
                                     checkpoint_minutes=args.checkpoint_minutes, config=cfg,
                                     eval_episodes=args.eval_episodes, vec_env=args.vec_env,
-                                    device=args.device, stop_at=args.stop_at)
+                                    device=args.device, stop_at=args.stop_at,
+                                    fork_from=args.fork_from)
     if (status["finished"] or status.get("export")) and args.install:
         for path in train.install_export(out):
             print(f"installed {path}")

@@ -31,7 +31,14 @@ def render_card(card: dict) -> str:
         "",
         "## Reproduce",
         "",
+        *([f"Forked from run `{card['forked_from']['run']}` at {card['forked_from']['at_steps']:,} "
+           "steps with changed hyper-parameters ("
+           + ", ".join(f"`{k}` {a} -> {b}" for k, (a, b) in card["forked_from"]["changes"].items())
+           + "), starting from an empty replay buffer: train the parent to that step first.",
+           ""] if card.get("forked_from") else []),
         "```bash",
+        *([f"{card['forked_from']['command']} --stop-at {card['forked_from']['at_steps']} "
+           f"--out {card['forked_from']['run']}"] if card.get("forked_from") else []),
         card["command"] + " --out runs/expert-" + card["task"] + " --install",
         f"dcsbench expert-eval {card['task']} --episodes {ev['episodes']}",
         "```",
@@ -54,6 +61,12 @@ def render_card(card: dict) -> str:
             "`dcsbench.experts.stateenv`) added to the task reward; the returns on this card and "
             "in the datasets are the task's own reward.",
         ] if hp.get("stand_bonus") else []),
+        *([
+            "",
+            f"Trained with a soft standing test (`soft_stand_margin` {hp['soft_stand_margin']}, "
+            "see `dcsbench.experts.stateenv`) in the training reward only; the returns on this "
+            "card and in the datasets are the task's own reward.",
+        ] if hp.get("soft_stand_margin") else []),
         *([
             "",
             "Warm-started (not an exact resume): "

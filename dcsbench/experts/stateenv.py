@@ -14,6 +14,13 @@ Optional training-only shaping (``stand_bonus > 0``): the reward the learner see
 (``h``: hopper torso-above-foot height, walker torso height, humanoid head height; ``h_stand``:
 the task's own stand height 0.6 / 1.2 / 1.4). It exists for hopper-hop, whose task reward is
 zero until the hopper is upright *and* moving, so a learner that has fallen sees no signal.
+A second, hopper-hop-only option (``soft_stand_margin = m > 0``) replaces the task's hard
+standing test (torso-above-foot height >= 0.6, else no reward at all) by the soft one that
+walker-run and humanoid-walk already have: the learner sees ``soft(h) * hopping(v)`` with
+``soft(h) = dm_control.utils.rewards.tolerance(h, (0.6, 2), margin=m)`` (Gaussian, 0.1 at the
+margin) and the task's own hopping term. It equals the task reward whenever the hopper is
+upright and gives partial credit for hopping a little too low, the local optimum SAC reaches on
+hopper-hop (a fast, crouched bound that is upright only ~28% of the time).
 The unshaped task reward is always in ``info["task_reward"]`` (and its episode sum in
 ``info["task_return"]`` at the last step); evaluation and data collection use the task reward
 only.
@@ -29,6 +36,10 @@ import numpy as np
 from dcsbench import registry
 from dcsbench.envs.state import flatten_state
 
+
+#: hopper-hop's hopping speed for full reward (dm_control.suite.hopper); the reward falls
+#: linearly to 0.5 at half this speed and to 0 at standstill.
+HOP_SPEED = 2.0
 
 #: Height readout and stand height per task for the ``stand_bonus`` shaping term.
 STAND_HEIGHT: dict[str, tuple[str, float]] = {
@@ -54,18 +65,26 @@ class StateEnv(gym.Env):
         episode_length: control steps per episode; the episode is *truncated* after that many.
         stand_bonus: weight of the training-only standing term (module docstring); 0 = the
             task reward unchanged.
+        soft_stand_margin: hopper-hop only: margin of the soft standing term that replaces the
+            task's hard one in the training reward (module docstring); 0 = off.
     """
 
     metadata = {"render_modes": []}
 
     def __init__(self, task: str, seed: int = 0, index: int = 0, episode: int = 0,
-                 episode_length: int = registry.EPISODE_LENGTH, stand_bonus: float = 0.0):
+                 episode_length: int = registry.EPISODE_LENGTH, stand_bonus: float = 0.0,
+                 soft_stand_margin: float = 0.0):
         registry.check_choice("task", task, registry.TASKS)
         if stand_bonus and task not in STAND_HEIGHT:
             raise ValueError(f"stand_bonus is defined for {', '.join(STAND_HEIGHT)}, not {task!r}")
         if stand_bonus < 0:
             raise ValueError(f"stand_bonus must be >= 0, got {stand_bonus}")
+        if soft_stand_margin and task != "hopper-hop":
+            raise ValueError(f"soft_stand_margin is defined for hopper-hop, not {task!r}")
+        if soft_stand_margin < 0:
+            raise ValueError(f"soft_stand_margin must be >= 0, got {soft_stand_margin}")
         self.stand_bonus = float(stand_bonus)
+        self.soft_stand_margin = float(soft_stand_margin)
         os.environ.setdefault("MUJOCO_GL", "egl")
         from dm_control import suite
 
@@ -108,6 +127,15 @@ class StateEnv(gym.Env):
         task_reward = float(time_step.reward or 0.0)
         self._task_return += task_reward
         reward = task_reward
+        if self.soft_stand_margin:
+            from dm_control.utils import rewards
+
+            physics = self._env.physics
+            stand = STAND_HEIGHT[self.task][1]
+            soft = rewards.tolerance(float(physics.height()), (stand, 2.0), margin=self.soft_stand_margin)
+            hopping = rewards.tolerance(float(physics.speed()), bounds=(HOP_SPEED, float("inf")),
+                                        margin=HOP_SPEED / 2, value_at_margin=0.5, sigmoid="linear")
+            reward = float(soft * hopping)
         if self.stand_bonus:
             readout, stand = STAND_HEIGHT[self.task]
             height = float(getattr(self._env.physics, readout)())

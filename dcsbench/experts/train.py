@@ -77,6 +77,7 @@ class PPOConfig:
     clip_reward: float = 10.0
     episode_length: int = registry.EPISODE_LENGTH
     stand_bonus: float = 0.0       # training-only standing term (see experts.stateenv)
+    soft_stand_margin: float = 0.0  # hopper-hop: soft standing test in training (experts.stateenv)
     torch_threads: int = 1         # for the learner process
 
 
@@ -99,6 +100,7 @@ class SACConfig:
     activation: str = "relu"
     episode_length: int = registry.EPISODE_LENGTH
     stand_bonus: float = 0.0       # training-only standing term (see experts.stateenv)
+    soft_stand_margin: float = 0.0  # hopper-hop: soft standing test in training (experts.stateenv)
     torch_threads: int = 1
 
 
@@ -141,11 +143,12 @@ def _minibatch_size(rollout: int, n_minibatches: int) -> int:
 
 
 def _make_env_fn(task: str, seed: int, index: int, episode: int, episode_length: int,
-                 stand_bonus: float = 0.0):
+                 stand_bonus: float = 0.0, soft_stand_margin: float = 0.0):
     def _thunk():
         from dcsbench.experts.stateenv import StateEnv
         return StateEnv(task, seed=seed, index=index, episode=episode,
-                        episode_length=episode_length, stand_bonus=stand_bonus)
+                        episode_length=episode_length, stand_bonus=stand_bonus,
+                        soft_stand_margin=soft_stand_margin)
     return _thunk
 
 
@@ -163,8 +166,8 @@ def _build(task: str, n_envs: int, seed: int, cfg, episodes_done: int,
     from stable_baselines3 import PPO
     from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv, VecMonitor, VecNormalize
 
-    fns = [_make_env_fn(task, seed, i, episodes_done, cfg.episode_length, cfg.stand_bonus)
-           for i in range(n_envs)]
+    fns = [_make_env_fn(task, seed, i, episodes_done, cfg.episode_length, cfg.stand_bonus,
+                        cfg.soft_stand_margin) for i in range(n_envs)]
     registry.check_choice("vec env", vec_env, ("subproc", "dummy"))
     use_subproc = vec_env == "subproc" and n_envs > 1
     venv = SubprocVecEnv(fns, start_method="spawn") if use_subproc else DummyVecEnv(fns)
@@ -192,7 +195,8 @@ def _build_sac(task: str, n_envs: int, seed: int, cfg: SACConfig, episodes_done:
     if n_envs != 1:
         raise ValueError("SAC trains on one env: use --n-envs 1")
     env = VecMonitor(DummyVecEnv([_make_env_fn(task, seed, 0, episodes_done, cfg.episode_length,
-                                                cfg.stand_bonus)]), info_keywords=("task_return",))
+                                                cfg.stand_bonus, cfg.soft_stand_margin)]),
+                     info_keywords=("task_return",))
     act = {"tanh": torch.nn.Tanh, "relu": torch.nn.ReLU}[cfg.activation]
     model = SAC("MlpPolicy", env, buffer_size=cfg.buffer_size, batch_size=cfg.batch_size,
                 learning_rate=cfg.learning_rate, gamma=cfg.gamma, tau=cfg.tau,
@@ -343,11 +347,56 @@ def canonical_command(task: str, total_steps: int, n_envs: int, seed: int, algo:
     return cmd
 
 
+def fork_run(parent: str | os.PathLike, out: str | os.PathLike, config, task: str, seed: int,
+             n_envs: int, log=print) -> dict:
+    """Start run ``out`` from the last checkpoint of run ``parent`` with a changed ``config``.
+
+    The way to change a hyper-parameter of a run mid-way (e.g. a training-only shaping term once
+    the policy has learnt to move) without touching the parent, which stays resumable. ``out``
+    gets the parent's last checkpoint *without* its replay buffer, so a SAC fork resumes by a
+    warm start and learns only from transitions gathered under the new config (the stored
+    rewards of the old one would otherwise stay in the buffer for up to ``buffer_size`` steps);
+    a PPO fork keeps its normalisation statistics. Task, algorithm, seed and envs must match
+    the parent. ``run.json`` records the parent's command, step, config and chunks and the
+    changed fields under ``forked_from``; exported cards carry it. Returns that record."""
+    parent, out = Path(parent), Path(out)
+    if not (parent / "run.json").is_file():
+        raise FileNotFoundError(f"--fork-from {parent}: no run.json there (not a train-expert run)")
+    prun = json.loads((parent / "run.json").read_text())
+    prun.setdefault("algo", "ppo")
+    ckpt = _latest_checkpoint(parent)
+    if ckpt is None:
+        raise FileNotFoundError(f"--fork-from {parent} has no checkpoint")
+    algo = "sac" if isinstance(config, SACConfig) else "ppo"
+    for key, was, want in (("task", prun["task"], task), ("algo", prun["algo"], algo),
+                           ("seed", prun["seed"], seed), ("n_envs", prun["n_envs"], n_envs)):
+        if was != want:
+            raise ValueError(f"--fork-from {parent} has {key}={was!r}, not {want!r}")
+    old = {**dataclasses.asdict(ALGOS[algo]()), **prun["config"]}
+    new = dataclasses.asdict(config)
+    changes = {k: [old.get(k), v] for k, v in new.items() if k not in _SPEED_ONLY and old.get(k) != v}
+    steps = json.loads((ckpt / "state.json").read_text())["num_timesteps"]
+    record = {"run": str(parent), "command": prun["command"], "at_steps": steps,
+              "config": {k: v for k, v in old.items() if k not in _SPEED_ONLY},
+              "changes": changes, "chunks": prun.get("chunks", []),
+              "train_seconds": prun.get("train_seconds")}
+    tmp, dest = out / "checkpoints" / f".tmp-fork-{os.getpid()}", out / "checkpoints" / ckpt.name
+    shutil.rmtree(tmp, ignore_errors=True)
+    shutil.copytree(ckpt, tmp, ignore=shutil.ignore_patterns(REPLAY_FILE))
+    shutil.rmtree(dest, ignore_errors=True)  # left by a fork killed before run.json was written
+    os.replace(tmp, dest)
+    if (parent / "progress.csv").is_file():
+        shutil.copyfile(parent / "progress.csv", out / "progress.csv")
+    log(f"forked {parent} at {steps} steps into {out}; changed: "
+        + (", ".join(f"{k} {a!r} -> {b!r}" for k, (a, b) in changes.items()) or "nothing"))
+    return record
+
+
 def train_expert(task: str, out: str | os.PathLike, total_steps: int = 10_000_000, n_envs: int = 8,
                  seed: int = 0, max_minutes: float | None = None, checkpoint_minutes: float = 3.0,
                  config: PPOConfig | None = None, log=print, export: bool = True,
                  eval_episodes: int = 20, vec_env: str = "subproc", device: str = "cpu",
-                 stop_at: int | None = None) -> dict:
+                 stop_at: int | None = None, fork_from: str | os.PathLike | None = None) -> dict:
     """Train (or resume) a PPO expert for ``task`` in folder ``out``.
 
     Re-running with the same folder resumes from its last checkpoint and continues to
@@ -358,7 +407,9 @@ def train_expert(task: str, out: str | os.PathLike, total_steps: int = 10_000_00
     ``vec_env`` (``subproc`` or ``dummy``) changes speed only, never results; ``device``
     (``cpu``/``cuda``) runs the learner on a GPU (results then differ in the last bits).
     ``stop_at`` pauses (and exports) at that many steps, mid-schedule: the way to reproduce an
-    expert that was exported from an intermediate checkpoint.
+    expert that was exported from an intermediate checkpoint. ``fork_from`` starts a new
+    ``out`` from another run's last checkpoint with this ``config`` (see :func:`fork_run`); once
+    ``out`` exists it is ignored, so the same command resumes the fork.
 
     Returns a status dict: ``num_timesteps``, ``total_steps``, ``finished``, ``checkpoint``.
     """
@@ -400,8 +451,12 @@ def train_expert(task: str, out: str | os.PathLike, total_steps: int = 10_000_00
         run = {"task": task, "algo": algo, "seed": seed, "n_envs": n_envs, "config": cfg_dict,
                "chunks": [],
                "created": datetime.now(timezone.utc).isoformat(timespec="seconds")}
+        if fork_from is not None:
+            run["forked_from"] = fork_run(fork_from, out, cfg, task, seed, n_envs, log=log)
     run["total_steps"] = total
     run["command"] = canonical_command(task, total, n_envs, seed, algo, config_overrides(cfg))
+    if run.get("forked_from"):
+        run["command"] += f" --fork-from {run['forked_from']['run']}"
 
     atomic_write_text(run_file, json.dumps(run, indent=2) + "\n")  # a killed run stays resumable
     torch.set_num_threads(cfg.torch_threads)
@@ -584,7 +639,10 @@ def export_run(out: str | os.PathLike, eval_episodes: int = 20, log=print) -> Pa
         "total_steps_of_run": run["total_steps"], "hyperparameters": run["config"],
         "train_seconds": run.get("train_seconds"),
         "warm_starts": [{"at_steps": c["start_steps"], **c["warm_start"]}
-                        for c in run.get("chunks", []) if c.get("warm_start")],
+                        for c in (run.get("forked_from") or {}).get("chunks", []) + run.get("chunks", [])
+                        if c.get("warm_start")],
+        **({"forked_from": {k: run["forked_from"][k] for k in ("run", "command", "at_steps", "changes")}}
+           if run.get("forked_from") else {}),
         "state_dim": policy.state_dim, "action_dim": policy.action_dim, "output": policy.output,
         "eval": {"episodes": len(seeds), "seeds": seeds, "returns": [round(r, 3) for r in returns],
                  "mean": float(np.mean(returns)), "std": float(np.std(returns)),

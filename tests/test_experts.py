@@ -250,20 +250,29 @@ def test_sac_warm_start_from_a_checkpoint_without_its_replay_buffer(tmp_path):
     assert "Warm-started (not an exact resume): at 400 steps" in render_card(card)
 
 
+def _side_by_side(steps: int, seed: int, rng_seed: int, **shaping):
+    """Step a plain and a shaped hopper-hop env with the same seeded random actions; yields
+    (task reward, shaped reward, truncated, shaped env's physics) after checking that the shaped
+    env reports the same task reward as the plain one (same physics)."""
+    plain, shaped = StateEnv("hopper-hop"), StateEnv("hopper-hop", **shaping)
+    plain.reset(seed=seed)
+    shaped.reset(seed=seed)
+    rng = np.random.default_rng(rng_seed)
+    try:
+        for _ in range(steps):
+            a = rng.uniform(-1, 1, size=plain.action_space.shape)
+            _, r0, _, _, i0 = plain.step(a)
+            _, r1, _, trunc, i1 = shaped.step(a)
+            assert i1["task_reward"] == r0 == i0["task_reward"]  # the task reward is untouched
+            yield r0, r1, trunc, shaped._env.physics
+    finally:
+        plain.close()
+        shaped.close()
+
+
 def test_stand_bonus_shapes_training_reward_only():
-    plain, shaped = StateEnv("hopper-hop"), StateEnv("hopper-hop", stand_bonus=0.5)
-    plain.reset(seed=7)
-    shaped.reset(seed=7)
-    rng = np.random.default_rng(0)
-    task_sum = 0.0
-    for t in range(200):
-        a = rng.uniform(-1, 1, size=plain.action_space.shape)
-        _, r0, _, _, i0 = plain.step(a)
-        _, r1, _, trunc, i1 = shaped.step(a)
-        height = shaped._env.physics.height()
-        assert i1["task_reward"] == r0 == i0["task_reward"]  # same physics, same task reward
-        assert r1 == pytest.approx(r0 + 0.5 * min(max(height / 0.6, 0.0), 1.0))
-        task_sum += r0
+    for r0, r1, trunc, physics in _side_by_side(200, seed=7, rng_seed=0, stand_bonus=0.5):
+        assert r1 == pytest.approx(r0 + 0.5 * min(max(physics.height() / 0.6, 0.0), 1.0))
     assert not trunc
     short = StateEnv("hopper-hop", stand_bonus=0.5, episode_length=3)
     short.reset(seed=1)
@@ -272,8 +281,7 @@ def test_stand_bonus_shapes_training_reward_only():
     assert infos[-1]["task_return"] == pytest.approx(sum(i["task_reward"] for i in infos))
     with pytest.raises(ValueError, match="hopper-hop"):
         StateEnv("cheetah-run", stand_bonus=0.1)
-    for env in (plain, shaped, short):
-        env.close()
+    short.close()
 
 
 def test_soft_stand_margin_gives_partial_credit_below_stand_height_only():
@@ -281,18 +289,9 @@ def test_soft_stand_margin_gives_partial_credit_below_stand_height_only():
     never pays less, and pays for hopping a little too low (where the task pays nothing)."""
     from dm_control.utils import rewards
 
-    plain, soft = StateEnv("hopper-hop"), StateEnv("hopper-hop", soft_stand_margin=0.3)
-    plain.reset(seed=3)
-    soft.reset(seed=3)
-    rng = np.random.default_rng(1)
     extra = 0
-    for _ in range(300):
-        a = rng.uniform(-1, 1, size=plain.action_space.shape)
-        _, r0, _, _, _ = plain.step(a)
-        _, r1, _, _, i1 = soft.step(a)
-        physics = soft._env.physics
+    for r0, r1, _, physics in _side_by_side(300, seed=3, rng_seed=1, soft_stand_margin=0.3):
         h, v = float(physics.height()), float(physics.speed())
-        assert i1["task_reward"] == r0  # the task reward is untouched
         hop = rewards.tolerance(v, bounds=(2.0, float("inf")), margin=1.0, value_at_margin=0.5,
                                 sigmoid="linear")
         assert r1 == pytest.approx(rewards.tolerance(h, (0.6, 2.0), margin=0.3) * hop)
@@ -301,13 +300,10 @@ def test_soft_stand_margin_gives_partial_credit_below_stand_height_only():
             assert r1 == pytest.approx(r0)
         extra += r1 > r0 + 1e-9
     assert extra > 0, "random actions should move the hopper while it is below 0.6"
-    for bad, match in ((dict(soft_stand_margin=-0.1), ">= 0"),):
-        with pytest.raises(ValueError, match=match):
-            StateEnv("hopper-hop", **bad)
+    with pytest.raises(ValueError, match="soft_stand_margin must be >= 0"):
+        StateEnv("hopper-hop", soft_stand_margin=-0.1)
     with pytest.raises(ValueError, match="soft_stand_margin is defined for hopper-hop"):
         StateEnv("walker-run", soft_stand_margin=0.3)
-    plain.close()
-    soft.close()
 
 
 def test_fork_changes_config_from_a_parents_checkpoint_and_records_it(tmp_path):

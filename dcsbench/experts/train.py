@@ -347,6 +347,15 @@ def canonical_command(task: str, total_steps: int, n_envs: int, seed: int, algo:
     return cmd
 
 
+def _read_run(run_file: Path) -> dict:
+    """A run's ``run.json`` with the defaults of older runs filled in: ``algo`` (PPO before SAC
+    existed) and config fields added to the config class later (they take their default)."""
+    run = json.loads(run_file.read_text())
+    run.setdefault("algo", "ppo")
+    run["config"] = {**dataclasses.asdict(ALGOS[run["algo"]]()), **run["config"]}
+    return run
+
+
 def fork_run(parent: str | os.PathLike, out: str | os.PathLike, config, task: str, seed: int,
              n_envs: int, log=print) -> dict:
     """Start run ``out`` from the last checkpoint of run ``parent`` with a changed ``config``.
@@ -362,8 +371,7 @@ def fork_run(parent: str | os.PathLike, out: str | os.PathLike, config, task: st
     parent, out = Path(parent), Path(out)
     if not (parent / "run.json").is_file():
         raise FileNotFoundError(f"--fork-from {parent}: no run.json there (not a train-expert run)")
-    prun = json.loads((parent / "run.json").read_text())
-    prun.setdefault("algo", "ppo")
+    prun = _read_run(parent / "run.json")
     ckpt = _latest_checkpoint(parent)
     if ckpt is None:
         raise FileNotFoundError(f"--fork-from {parent} has no checkpoint")
@@ -372,7 +380,7 @@ def fork_run(parent: str | os.PathLike, out: str | os.PathLike, config, task: st
                            ("seed", prun["seed"], seed), ("n_envs", prun["n_envs"], n_envs)):
         if was != want:
             raise ValueError(f"--fork-from {parent} has {key}={was!r}, not {want!r}")
-    old = {**dataclasses.asdict(ALGOS[algo]()), **prun["config"]}
+    old = prun["config"]
     new = dataclasses.asdict(config)
     changes = {k: [old.get(k), v] for k, v in new.items() if k not in _SPEED_ONLY and old.get(k) != v}
     steps = json.loads((ckpt / "state.json").read_text())["num_timesteps"]
@@ -433,10 +441,7 @@ def train_expert(task: str, out: str | os.PathLike, total_steps: int = 10_000_00
     run_file = out / "run.json"
     cfg_dict = dataclasses.asdict(cfg)
     if run_file.is_file():
-        run = json.loads(run_file.read_text())
-        run.setdefault("algo", "ppo")
-        # Fields added to a config class later take their default in runs that predate them.
-        run["config"] = {**dataclasses.asdict(ALGOS[run["algo"]]()), **run["config"]}
+        run = _read_run(run_file)
         checks = [("task", run["task"], task), ("algo", run["algo"], algo),
                   ("seed", run["seed"], seed), ("n_envs", run["n_envs"], n_envs)]
         checks += [(k, run["config"].get(k), v) for k, v in cfg_dict.items() if k not in _SPEED_ONLY]

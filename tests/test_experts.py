@@ -161,6 +161,64 @@ def test_sac_resume_is_exact_and_export_matches(tmp_path):
         tr.train_expert(TASK, tmp_path / "x", total_steps=2000, n_envs=2, config=cfg)
 
 
+def test_snapshots_change_nothing_and_select_best_exports_the_best_on_other_seeds(tmp_path, monkeypatch):
+    """Snapshots keep the policy every N steps without changing training; --select-best scores
+    every snapshot and the last checkpoint on the selection seeds, caches the scores, exports
+    the best and evaluates it for the card on the card's (disjoint) seeds."""
+    from dcsbench.experts import stateenv
+    from dcsbench.experts.cards import render_card
+
+    cfg = tr.SACConfig(learning_starts=300, buffer_size=5000, batch_size=32, net_arch=[32, 32],
+                       episode_length=200)
+    quiet = lambda *_: None  # noqa: E731
+    run = tmp_path / "run"
+    tr.train_expert(TASK, run, total_steps=600, n_envs=1, config=cfg, export=False,
+                    snapshot_every=200, log=quiet)
+    tr.train_expert(TASK, tmp_path / "plain", total_steps=600, n_envs=1, config=cfg, export=False,
+                    snapshot_every=0, log=quiet)
+    assert not (tmp_path / "plain" / tr.SNAPSHOT_DIR).exists()
+    snaps = tr._snapshots(run)
+    assert [json.loads((p / "state.json").read_text())["num_timesteps"] for p in snaps] == [200, 400, 600]
+    final, plain = tr.policy_from_checkpoint(run), tr.policy_from_checkpoint(tmp_path / "plain")
+    for a, b, c in zip(final.weights + final.biases, plain.weights + plain.biases,
+                       (p := tr.policy_from_checkpoint(run, snaps[-1])).weights + p.biases):
+        np.testing.assert_array_equal(a, b)  # snapshots change nothing in training
+        np.testing.assert_array_equal(a, c)  # the last snapshot is the final policy
+    assert set(tr.SELECTION_SEEDS).isdisjoint(tr.EXPERT_EVAL_SEEDS)
+
+    seen = []
+    real = stateenv.evaluate_state_policy
+
+    def fake(policy, task, seeds, **kw):  # scores 1, 3, 2 for 200/400/600 steps on the selection seeds
+        seen.append(list(seeds))
+        if list(seeds) == list(tr.SELECTION_SEEDS[:2]):
+            return [float({0: 1, 1: 3, 2: 2}[len(seen) - 1])] * len(seeds)
+        return real(policy, task, seeds, **kw)
+
+    monkeypatch.setattr(stateenv, "evaluate_state_policy", fake)
+    dest = tr.select_run(run, episodes=2, eval_episodes=1, log=quiet)
+    card = json.loads((dest / f"{TASK}.json").read_text())
+    assert card["steps"] == 400 and card["command"].endswith("--stop-at 400")
+    assert card["eval"]["seeds"] == [tr.EXPERT_EVAL_SEEDS[0]] and seen[-1] == card["eval"]["seeds"]
+    assert card["selection"]["candidates"] == [[200, 1.0], [400, 3.0], [600, 2.0]]
+    assert card["selection"]["chosen_steps"] == 400 and card["selection"]["seeds"] == [4_000_000, 4_000_001]
+    exported = load_expert(TASK, path=dest / f"{TASK}.safetensors")
+    np.testing.assert_array_equal(exported.weights[0], tr.policy_from_checkpoint(run, snaps[1]).weights[0])
+    text = render_card(card)
+    assert "among 3 policies" in text and "selection seeds 4000000..4000001" in text
+    # cached: a second selection evaluates nothing new on the selection seeds
+    n = len(seen)
+    assert _cli(["train-expert", TASK, "--out", str(run), "--select-best", "--select-episodes", "2",
+                 "--eval-episodes", "1"]) == 0
+    assert len(seen) == n + 1  # only the card's evaluation
+    with pytest.raises(ValueError, match="--select-episodes"):
+        tr.select_run(run, episodes=0)
+    with pytest.raises(FileNotFoundError, match="nothing|no snapshot"):
+        (tmp_path / "empty").mkdir()
+        (tmp_path / "empty" / "run.json").write_text(json.dumps({"task": TASK}))
+        tr.select_run(tmp_path / "empty")
+
+
 def test_overrides_are_parsed_checked_and_recorded(tmp_path):
     assert tr.parse_overrides("sac", ["n_step=3", "net_arch=[64,64]", "activation=tanh"]) == {
         "n_step": 3, "net_arch": [64, 64], "activation": "tanh"}

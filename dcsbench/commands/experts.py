@@ -46,6 +46,15 @@ def register(sub) -> None:
                         "the same flag again to resume the fork")
     p.add_argument("--export-only", action="store_true",
                    help="export (and evaluate) the last checkpoint now, without training")
+    p.add_argument("--snapshot-every", type=int, default=50_000, metavar="N",
+                   help="keep the policy (weights only, ~1 MB) every N steps under OUT/snapshots/ "
+                        "for --select-best (0: none; changes nothing in training)")
+    p.add_argument("--select-best", action="store_true",
+                   help="without training: evaluate every snapshot and the last checkpoint on "
+                        "--select-episodes selection seeds and export the best; the card's "
+                        "evaluation then uses other seeds (cached in OUT/selection.json)")
+    p.add_argument("--select-episodes", type=int, default=10,
+                   help="episodes per candidate for --select-best")
     p.add_argument("--pack", default=None, metavar="DIR",
                    help="copy the run's last checkpoint without the SAC replay buffer into DIR "
                         "(a few MB) to continue on another machine: copy DIR there and pass it "
@@ -86,8 +95,11 @@ def _train(args: argparse.Namespace) -> int:
         print(f"packed {out} -> {train.pack_run(out, args.pack)} (no replay buffer: a SAC run "
               f"resumes from it as a recorded warm start)")
         return 0
-    if args.export_only:
-        train.export_run(out, eval_episodes=args.eval_episodes)
+    if args.export_only or args.select_best:
+        if args.select_best:
+            train.select_run(out, episodes=args.select_episodes, eval_episodes=args.eval_episodes)
+        else:
+            train.export_run(out, eval_episodes=args.eval_episodes)
         status = {"finished": True}
     else:
         overrides = train.parse_overrides(args.algo, args.overrides)
@@ -99,7 +111,8 @@ def _train(args: argparse.Namespace) -> int:
                                     checkpoint_minutes=args.checkpoint_minutes, config=cfg,
                                     eval_episodes=args.eval_episodes, vec_env=args.vec_env,
                                     device=args.device, stop_at=args.stop_at,
-                                    fork_from=args.fork_from)
+                                    fork_from=args.fork_from,
+                                    snapshot_every=args.snapshot_every)
     if (status["finished"] or status.get("export")) and args.install:
         for path in train.install_export(out):
             print(f"installed {path}")

@@ -69,6 +69,16 @@ def render_card(card: dict) -> str:
         ] if hp.get("soft_stand_margin") else []),
         *([
             "",
+            f"Chosen by `--select-best` among {len(card['selection']['candidates'])} policies of "
+            f"the run (snapshots and last checkpoint, {card['selection']['candidates'][0][0]:,} to "
+            f"{card['selection']['candidates'][-1][0]:,} steps): the best mean return, "
+            f"{card['selection']['chosen_mean']:.1f}, over {card['selection']['episodes']} episodes "
+            f"on selection seeds {card['selection']['seeds'][0]}..{card['selection']['seeds'][1]}. "
+            "The evaluation above uses other seeds, so the choice does not inflate it. "
+            "Re-running the command above stops at the chosen step.",
+        ] if card.get("selection") else []),
+        *([
+            "",
             "Warm-started (not an exact resume): "
             + "; ".join(f"at {w['at_steps']:,} steps the checkpoint had no replay buffer and the "
                         f"policy refilled it for {w['refill_steps']:,} steps before updates resumed"

@@ -48,8 +48,13 @@ from dcsbench.results import atomic_write_text
 
 #: Episode seeds of the 20-episode evaluation on an expert's card (disjoint from data seeds).
 EXPERT_EVAL_SEEDS: tuple[int, ...] = tuple(3_000_000 + i for i in range(100))
+#: Episode seeds on which :func:`select_run` compares a run's snapshots: disjoint from the card's
+#: seeds, so the card's evaluation of the chosen policy is not inflated by the choice.
+SELECTION_SEEDS: tuple[int, ...] = tuple(4_000_000 + i for i in range(100))
 
 CKPT_PREFIX = "step_"
+#: Policy-only copies of a run, every ``snapshot_every`` steps (see :func:`select_run`).
+SNAPSHOT_DIR = "snapshots"
 #: The SAC replay buffer inside a checkpoint; `pack_run` leaves it out (see the warm start).
 REPLAY_FILE = "replay.npz"
 #: The SB3 replay-buffer arrays saved in REPLAY_FILE and restored from it.
@@ -270,6 +275,33 @@ def _save_checkpoint(out: Path, model, env, extra: dict, keep: int = 2) -> Path:
     return final
 
 
+def _save_snapshot(out: Path, model, env) -> Path:
+    """Keep the current policy (and PPO's normalisation statistics) as
+    ``out/snapshots/step_N/``, laid out like a checkpoint so :func:`policy_from_checkpoint`
+    reads it. Weights only (~1 MB), no optimizer or replay buffer: a snapshot is for
+    evaluation and export, never for resuming. Written atomically; no RNG is touched."""
+    import torch
+
+    root = out / SNAPSHOT_DIR
+    final = root / f"{CKPT_PREFIX}{model.num_timesteps:012d}"
+    if (final / "state.json").is_file():
+        return final
+    tmp = root / f".tmp-{os.getpid()}-{model.num_timesteps}"
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    torch.save(model.policy.state_dict(), tmp / "policy.pt")
+    if not hasattr(model, "replay_buffer"):
+        np.savez(tmp / "vecnormalize.npz", obs_mean=env.obs_rms.mean, obs_var=env.obs_rms.var)
+    (tmp / "state.json").write_text(json.dumps({"num_timesteps": int(model.num_timesteps)}))
+    shutil.rmtree(final, ignore_errors=True)
+    os.replace(tmp, final)
+    return final
+
+
+def _snapshots(out: Path) -> list[Path]:
+    return sorted(p for p in (out / SNAPSHOT_DIR).glob(f"{CKPT_PREFIX}*") if (p / "state.json").is_file())
+
+
 def _load_checkpoint(ckpt: Path, model, env) -> dict:
     import torch
 
@@ -404,7 +436,8 @@ def train_expert(task: str, out: str | os.PathLike, total_steps: int = 10_000_00
                  seed: int = 0, max_minutes: float | None = None, checkpoint_minutes: float = 3.0,
                  config: PPOConfig | None = None, log=print, export: bool = True,
                  eval_episodes: int = 20, vec_env: str = "subproc", device: str = "cpu",
-                 stop_at: int | None = None, fork_from: str | os.PathLike | None = None) -> dict:
+                 stop_at: int | None = None, fork_from: str | os.PathLike | None = None,
+                 snapshot_every: int = 50_000) -> dict:
     """Train (or resume) a PPO expert for ``task`` in folder ``out``.
 
     Re-running with the same folder resumes from its last checkpoint and continues to
@@ -417,7 +450,9 @@ def train_expert(task: str, out: str | os.PathLike, total_steps: int = 10_000_00
     ``stop_at`` pauses (and exports) at that many steps, mid-schedule: the way to reproduce an
     expert that was exported from an intermediate checkpoint. ``fork_from`` starts a new
     ``out`` from another run's last checkpoint with this ``config`` (see :func:`fork_run`); once
-    ``out`` exists it is ignored, so the same command resumes the fork.
+    ``out`` exists it is ignored, so the same command resumes the fork. Every time the step
+    count crosses a multiple of ``snapshot_every`` (0: never) the policy is kept under
+    ``out/snapshots/`` for :func:`select_run`; that changes nothing in training.
 
     Returns a status dict: ``num_timesteps``, ``total_steps``, ``finished``, ``checkpoint``.
     """
@@ -434,6 +469,8 @@ def train_expert(task: str, out: str | os.PathLike, total_steps: int = 10_000_00
                          f"({cfg.episode_length}) for exact resumption")
     if n_envs < 1 or total_steps < 1:
         raise ValueError("--n-envs and --total-steps must be positive")
+    if snapshot_every < 0:
+        raise ValueError("--snapshot-every must be >= 0 (0: no snapshots)")
     per_iter = n_envs * n_steps
     total = int(math.ceil(total_steps / per_iter) * per_iter)
     out = Path(out)
@@ -541,6 +578,8 @@ def train_expert(task: str, out: str | os.PathLike, total_steps: int = 10_000_00
                 if f.tell() == 0:
                     f.write("steps,steps_per_s,mean_return_last20,train_seconds,collect_fraction\n")
                 f.write(f"{model.num_timesteps},{sps:.1f},{ret:.2f},{train_seconds:.1f},{t_collect / dt:.3f}\n")
+            if snapshot_every and model.num_timesteps // snapshot_every > steps0 // snapshot_every:
+                _save_snapshot(out, model, env)
             if now - last_log_t > 30 or model.num_timesteps >= total:
                 log(f"{task} {model.num_timesteps:>10d}/{total} steps  {sps:7.0f} steps/s  "
                     f"return(last {len(recent)}) {ret:7.1f}  "
@@ -586,15 +625,16 @@ def train_expert(task: str, out: str | os.PathLike, total_steps: int = 10_000_00
     return status
 
 
-def policy_from_checkpoint(out: str | os.PathLike):
-    """The :class:`~dcsbench.experts.policy.ExpertPolicy` of the last checkpoint of run ``out``."""
+def policy_from_checkpoint(out: str | os.PathLike, ckpt: str | os.PathLike | None = None):
+    """The :class:`~dcsbench.experts.policy.ExpertPolicy` of run ``out``: of its last checkpoint,
+    or of ``ckpt`` (a checkpoint or snapshot folder of that run)."""
     import torch
 
     from dcsbench.experts.policy import ExpertPolicy
 
     out = Path(out)
     run = json.loads((out / "run.json").read_text())
-    ckpt = _latest_checkpoint(out)
+    ckpt = _latest_checkpoint(out) if ckpt is None else Path(ckpt)
     if ckpt is None:
         raise FileNotFoundError(f"{out} has no checkpoint")
     sd = torch.load(ckpt / "policy.pt", map_location="cpu", weights_only=True)
@@ -615,9 +655,12 @@ def policy_from_checkpoint(out: str | os.PathLike):
                         obs_clip=cfg["clip_obs"], obs_epsilon=1e-8)
 
 
-def export_run(out: str | os.PathLike, eval_episodes: int = 20, log=print) -> Path:
-    """Export the last checkpoint of run ``out`` to ``out/export/{task}.{safetensors,json,md}``
-    after a deterministic ``eval_episodes``-episode evaluation on the state env."""
+def export_run(out: str | os.PathLike, eval_episodes: int = 20, log=print,
+               ckpt: str | os.PathLike | None = None, selection: dict | None = None) -> Path:
+    """Export the last checkpoint of run ``out`` (or the checkpoint/snapshot folder ``ckpt``) to
+    ``out/export/{task}.{safetensors,json,md}`` after a deterministic ``eval_episodes``-episode
+    evaluation on the state env (seeds :data:`EXPERT_EVAL_SEEDS`). ``selection`` (from
+    :func:`select_run`) is stored on the card."""
     import hashlib
 
     import stable_baselines3
@@ -628,8 +671,11 @@ def export_run(out: str | os.PathLike, eval_episodes: int = 20, log=print) -> Pa
     out = Path(out)
     run = json.loads((out / "run.json").read_text())
     task = run["task"]
-    policy = policy_from_checkpoint(out)
-    steps = json.loads((_latest_checkpoint(out) / "state.json").read_text())["num_timesteps"]
+    ckpt = _latest_checkpoint(out) if ckpt is None else Path(ckpt)
+    if ckpt is None:
+        raise FileNotFoundError(f"{out} has no checkpoint")
+    policy = policy_from_checkpoint(out, ckpt)
+    steps = json.loads((ckpt / "state.json").read_text())["num_timesteps"]
     seeds = list(EXPERT_EVAL_SEEDS[:eval_episodes])
     log(f"evaluating {task} expert on {len(seeds)} episodes ...")
     returns = evaluate_state_policy(policy, task, seeds)
@@ -652,6 +698,7 @@ def export_run(out: str | os.PathLike, eval_episodes: int = 20, log=print) -> Pa
         "eval": {"episodes": len(seeds), "seeds": seeds, "returns": [round(r, 3) for r in returns],
                  "mean": float(np.mean(returns)), "std": float(np.std(returns)),
                  "deterministic": True, "env": "state (dcsbench.experts.stateenv.StateEnv)"},
+        **({"selection": selection} if selection else {}),
         "paper_expert_return": registry.PAPER_EXPERT_RETURNS.get(task),
         "sha256": hashlib.sha256(path.read_bytes()).hexdigest(),
         "date": datetime.now(timezone.utc).date().isoformat(),
@@ -661,6 +708,48 @@ def export_run(out: str | os.PathLike, eval_episodes: int = 20, log=print) -> Pa
     log(f"{task}: mean return {card['eval']['mean']:.1f} +- {card['eval']['std']:.1f} "
         f"over {len(seeds)} episodes -> {dest}")
     return dest
+
+
+def select_run(out: str | os.PathLike, episodes: int = 10, eval_episodes: int = 20, log=print) -> Path:
+    """Export the best policy of run ``out`` among its snapshots and its last checkpoint.
+
+    Each candidate is evaluated (deterministic actions, state env) on the first ``episodes`` of
+    :data:`SELECTION_SEEDS`; the one with the highest mean return (the later one on a tie) is
+    exported by :func:`export_run`, whose card evaluation uses :data:`EXPERT_EVAL_SEEDS`. The
+    two seed sets are disjoint, so the card's number is a fair estimate for the chosen policy,
+    not the maximum of noisy scores. Scores are cached in ``out/selection.json`` (written
+    atomically), so a re-run evaluates only new snapshots. The card's command stops at the
+    chosen step (``--stop-at``) and its ``selection`` field lists every candidate's score."""
+    from dcsbench.experts.stateenv import evaluate_state_policy
+
+    out = Path(out)
+    if not 1 <= episodes <= len(SELECTION_SEEDS):
+        raise ValueError(f"--select-episodes must be in 1..{len(SELECTION_SEEDS)}")
+    task = json.loads((out / "run.json").read_text())["task"]
+    folders = {json.loads((p / "state.json").read_text())["num_timesteps"]: p for p in _snapshots(out)}
+    last = _latest_checkpoint(out)
+    if last is not None:
+        folders[json.loads((last / "state.json").read_text())["num_timesteps"]] = last
+    if not folders:
+        raise FileNotFoundError(f"{out} has no snapshot or checkpoint to select from")
+    seeds = list(SELECTION_SEEDS[:episodes])
+    cache_file = out / "selection.json"
+    cache = json.loads(cache_file.read_text()) if cache_file.is_file() else {}
+    scores = {int(k): v for k, v in cache.get("scores", {}).items()} if cache.get("seeds") == seeds else {}
+    for steps in sorted(set(folders) - set(scores)):
+        returns = evaluate_state_policy(policy_from_checkpoint(out, folders[steps]), task, seeds)
+        scores[steps] = {"mean": round(float(np.mean(returns)), 3), "std": round(float(np.std(returns)), 3)}
+        log(f"{task} {steps:>10d} steps: {scores[steps]['mean']:7.1f} +- {scores[steps]['std']:5.1f}"
+            f" over {episodes} selection episodes")
+        atomic_write_text(cache_file, json.dumps({"seeds": seeds, "scores": {
+            str(k): v for k, v in sorted(scores.items())}}, indent=1) + "\n")
+    candidates = sorted(folders)
+    best = max(candidates, key=lambda k: (scores[k]["mean"], k))
+    log(f"best of {len(candidates)}: {best} steps ({scores[best]['mean']:.1f} on the selection seeds)")
+    selection = {"episodes": episodes, "seeds": [seeds[0], seeds[-1]], "chosen_steps": best,
+                 "chosen_mean": scores[best]["mean"],
+                 "candidates": [[k, scores[k]["mean"]] for k in candidates]}
+    return export_run(out, eval_episodes=eval_episodes, log=log, ckpt=folders[best], selection=selection)
 
 
 def pack_run(out: str | os.PathLike, dest: str | os.PathLike) -> Path:

@@ -189,10 +189,12 @@ def test_snapshots_change_nothing_and_select_best_exports_the_best_on_other_seed
     seen = []
     real = stateenv.evaluate_state_policy
 
+    score = {tr.policy_from_checkpoint(run, p).weights[0].tobytes(): v for p, v in zip(snaps, (1, 3, 2))}
+
     def fake(policy, task, seeds, **kw):  # scores 1, 3, 2 for 200/400/600 steps on the selection seeds
         seen.append(list(seeds))
         if list(seeds) == list(tr.SELECTION_SEEDS[:2]):
-            return [float({0: 1, 1: 3, 2: 2}[len(seen) - 1])] * len(seeds)
+            return [float(score[policy.weights[0].tobytes()])] * len(seeds)
         return real(policy, task, seeds, **kw)
 
     monkeypatch.setattr(stateenv, "evaluate_state_policy", fake)
@@ -211,6 +213,11 @@ def test_snapshots_change_nothing_and_select_best_exports_the_best_on_other_seed
     assert _cli(["train-expert", TASK, "--out", str(run), "--select-best", "--select-episodes", "2",
                  "--eval-episodes", "1"]) == 0
     assert len(seen) == n + 1  # only the card's evaluation
+    scores = json.loads((run / "selection.json").read_text())["scores"]
+    scores["200"]["sha256"] = "0" * 64  # as if step 200 had been trained again differently
+    (run / "selection.json").write_text(json.dumps({"seeds": list(tr.SELECTION_SEEDS[:2]), "scores": scores}))
+    tr.select_run(run, episodes=2, eval_episodes=1, log=quiet)
+    assert len(seen) == n + 3  # step 200 scored again, then the card's evaluation
     with pytest.raises(ValueError, match="--select-episodes"):
         tr.select_run(run, episodes=0)
     with pytest.raises(FileNotFoundError, match="nothing|no snapshot"):

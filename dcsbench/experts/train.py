@@ -720,6 +720,8 @@ def select_run(out: str | os.PathLike, episodes: int = 10, eval_episodes: int = 
     not the maximum of noisy scores. Scores are cached in ``out/selection.json`` (written
     atomically), so a re-run evaluates only new snapshots. The card's command stops at the
     chosen step (``--stop-at``) and its ``selection`` field lists every candidate's score."""
+    import hashlib
+
     from dcsbench.experts.stateenv import evaluate_state_policy
 
     out = Path(out)
@@ -736,9 +738,11 @@ def select_run(out: str | os.PathLike, episodes: int = 10, eval_episodes: int = 
     cache_file = out / "selection.json"
     cache = json.loads(cache_file.read_text()) if cache_file.is_file() else {}
     scores = {int(k): v for k, v in cache.get("scores", {}).items()} if cache.get("seeds") == seeds else {}
-    for steps in sorted(set(folders) - set(scores)):
+    digest = {k: hashlib.sha256((p / "policy.pt").read_bytes()).hexdigest() for k, p in folders.items()}
+    for steps in sorted(k for k in folders if scores.get(k, {}).get("sha256") != digest[k]):
         returns = evaluate_state_policy(policy_from_checkpoint(out, folders[steps]), task, seeds)
-        scores[steps] = {"mean": round(float(np.mean(returns)), 3), "std": round(float(np.std(returns)), 3)}
+        scores[steps] = {"mean": round(float(np.mean(returns)), 3), "std": round(float(np.std(returns)), 3),
+                         "sha256": digest[steps]}  # a re-trained step is scored again
         log(f"{task} {steps:>10d} steps: {scores[steps]['mean']:7.1f} +- {scores[steps]['std']:5.1f}"
             f" over {episodes} selection episodes")
         atomic_write_text(cache_file, json.dumps({"seeds": seeds, "scores": {

@@ -226,21 +226,56 @@ def _iterate(model, callback) -> None:
 
 
 # ------------------------------------------------------------------------------ checkpoints
+def _step_dirs(root: Path) -> list[Path]:
+    """The complete ``step_N`` folders (checkpoints or snapshots) under ``root``, oldest first."""
+    return sorted(p for p in root.glob(f"{CKPT_PREFIX}*") if (p / "state.json").is_file())
+
+
 def _latest_checkpoint(out: Path) -> Path | None:
-    done = sorted(p for p in (out / "checkpoints").glob(f"{CKPT_PREFIX}*") if (p / "state.json").is_file())
+    done = _step_dirs(out / "checkpoints")
     return done[-1] if done else None
 
 
-def _save_checkpoint(out: Path, model, env, extra: dict, keep: int = 2) -> Path:
-    import torch
+def _resolve_checkpoint(out: Path, ckpt: str | os.PathLike | None) -> Path:
+    """``ckpt`` as a path, or the last checkpoint of run ``out`` when it is None."""
+    found = _latest_checkpoint(out) if ckpt is None else Path(ckpt)
+    if found is None:
+        raise FileNotFoundError(f"{out} has no checkpoint")
+    return found
 
-    root = out / "checkpoints"
-    final = root / f"{CKPT_PREFIX}{model.num_timesteps:012d}"
+
+def _write_step_dir(root: Path, steps: int, write, state) -> Path:
+    """Write ``root/step_N`` atomically: ``write(tmp)`` fills a temporary folder, then
+    ``state()`` is written as its ``state.json`` (last: it marks the folder complete) and the
+    folder is renamed into place. An existing complete folder is kept as it is."""
+    final = root / f"{CKPT_PREFIX}{steps:012d}"
     if (final / "state.json").is_file():
         return final
-    tmp = root / f".tmp-{os.getpid()}-{model.num_timesteps}"
+    tmp = root / f".tmp-{os.getpid()}-{steps}"
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
+    write(tmp)
+    (tmp / "state.json").write_text(json.dumps(state()))
+    shutil.rmtree(final, ignore_errors=True)
+    os.replace(tmp, final)
+    return final
+
+
+def _save_checkpoint(out: Path, model, env, extra: dict, keep: int = 2) -> Path:
+    root = out / "checkpoints"
+    final = _write_step_dir(root, model.num_timesteps,
+                            lambda tmp: _write_checkpoint_files(tmp, model, env),
+                            lambda: _checkpoint_state(model, extra))
+    old = sorted(p for p in root.glob(f"{CKPT_PREFIX}*") if p != final)
+    for p in old[:max(0, len(old) - (keep - 1))]:
+        shutil.rmtree(p, ignore_errors=True)
+    return final
+
+
+def _write_checkpoint_files(tmp: Path, model, env) -> None:
+    """A checkpoint's weights, optimizer state, RNG states and SAC replay buffer or PPO statistics."""
+    import torch
+
     torch.save(model.policy.state_dict(), tmp / "policy.pt")
     torch.save(torch.get_rng_state(), tmp / "torch_rng.pt")
     if torch.cuda.is_available():
@@ -254,25 +289,23 @@ def _save_checkpoint(out: Path, model, env, extra: dict, keep: int = 2) -> Path:
         n = rb.buffer_size if rb.full else rb.pos
         np.savez(tmp / REPLAY_FILE, pos=rb.pos, full=rb.full, **{
             k: getattr(rb, k)[:n] for k in _REPLAY_KEYS})
-        extra = {**extra, "episode_num": int(model._episode_num),
-                 "action_space_rng": model.action_space.np_random.bit_generator.state}
     else:
         torch.save(model.policy.optimizer.state_dict(), tmp / "optimizer.pt")
         np.savez(tmp / "vecnormalize.npz", obs_mean=env.obs_rms.mean, obs_var=env.obs_rms.var,
                  obs_count=np.float64(env.obs_rms.count), ret_mean=env.ret_rms.mean,
                  ret_var=env.ret_rms.var, ret_count=np.float64(env.ret_rms.count), returns=env.returns)
+
+
+def _checkpoint_state(model, extra: dict) -> dict:
+    """A checkpoint's ``state.json``: step and update counters, RNG states, ``extra``."""
+    if hasattr(model, "replay_buffer"):
+        extra = {**extra, "episode_num": int(model._episode_num),
+                 "action_space_rng": model.action_space.np_random.bit_generator.state}
     np_state = np.random.get_state()
     py_state = random.getstate()
-    state = {"num_timesteps": int(model.num_timesteps), "n_updates": int(model._n_updates),
-             "numpy_rng": [np_state[0], np_state[1].tolist(), *map(float, np_state[2:])],
-             "python_rng": [py_state[0], list(py_state[1]), py_state[2]], **extra}
-    (tmp / "state.json").write_text(json.dumps(state))  # written last: marks the dir complete
-    shutil.rmtree(final, ignore_errors=True)
-    os.replace(tmp, final)
-    old = sorted(p for p in root.glob(f"{CKPT_PREFIX}*") if p != final)
-    for p in old[:max(0, len(old) - (keep - 1))]:
-        shutil.rmtree(p, ignore_errors=True)
-    return final
+    return {"num_timesteps": int(model.num_timesteps), "n_updates": int(model._n_updates),
+            "numpy_rng": [np_state[0], np_state[1].tolist(), *map(float, np_state[2:])],
+            "python_rng": [py_state[0], list(py_state[1]), py_state[2]], **extra}
 
 
 def _save_snapshot(out: Path, model, env) -> Path:
@@ -282,24 +315,17 @@ def _save_snapshot(out: Path, model, env) -> Path:
     evaluation and export, never for resuming. Written atomically; no RNG is touched."""
     import torch
 
-    root = out / SNAPSHOT_DIR
-    final = root / f"{CKPT_PREFIX}{model.num_timesteps:012d}"
-    if (final / "state.json").is_file():
-        return final
-    tmp = root / f".tmp-{os.getpid()}-{model.num_timesteps}"
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
-    torch.save(model.policy.state_dict(), tmp / "policy.pt")
-    if not hasattr(model, "replay_buffer"):
-        np.savez(tmp / "vecnormalize.npz", obs_mean=env.obs_rms.mean, obs_var=env.obs_rms.var)
-    (tmp / "state.json").write_text(json.dumps({"num_timesteps": int(model.num_timesteps)}))
-    shutil.rmtree(final, ignore_errors=True)
-    os.replace(tmp, final)
-    return final
+    def write(tmp: Path) -> None:
+        torch.save(model.policy.state_dict(), tmp / "policy.pt")
+        if not hasattr(model, "replay_buffer"):
+            np.savez(tmp / "vecnormalize.npz", obs_mean=env.obs_rms.mean, obs_var=env.obs_rms.var)
+
+    return _write_step_dir(out / SNAPSHOT_DIR, model.num_timesteps, write,
+                           lambda: {"num_timesteps": int(model.num_timesteps)})
 
 
 def _snapshots(out: Path) -> list[Path]:
-    return sorted(p for p in (out / SNAPSHOT_DIR).glob(f"{CKPT_PREFIX}*") if (p / "state.json").is_file())
+    return _step_dirs(out / SNAPSHOT_DIR)
 
 
 def _load_checkpoint(ckpt: Path, model, env) -> dict:
@@ -634,9 +660,7 @@ def policy_from_checkpoint(out: str | os.PathLike, ckpt: str | os.PathLike | Non
 
     out = Path(out)
     run = json.loads((out / "run.json").read_text())
-    ckpt = _latest_checkpoint(out) if ckpt is None else Path(ckpt)
-    if ckpt is None:
-        raise FileNotFoundError(f"{out} has no checkpoint")
+    ckpt = _resolve_checkpoint(out, ckpt)
     sd = torch.load(ckpt / "policy.pt", map_location="cpu", weights_only=True)
     n = len(run["config"]["net_arch"])
     cfg = run["config"]
@@ -671,9 +695,7 @@ def export_run(out: str | os.PathLike, eval_episodes: int = 20, log=print,
     out = Path(out)
     run = json.loads((out / "run.json").read_text())
     task = run["task"]
-    ckpt = _latest_checkpoint(out) if ckpt is None else Path(ckpt)
-    if ckpt is None:
-        raise FileNotFoundError(f"{out} has no checkpoint")
+    ckpt = _resolve_checkpoint(out, ckpt)
     policy = policy_from_checkpoint(out, ckpt)
     steps = json.loads((ckpt / "state.json").read_text())["num_timesteps"]
     seeds = list(EXPERT_EVAL_SEEDS[:eval_episodes])

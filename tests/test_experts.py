@@ -399,6 +399,7 @@ def test_fork_changes_config_from_a_parents_checkpoint_and_records_it(tmp_path):
     run = json.loads((child / "run.json").read_text())
     assert run["forked_from"]["at_steps"] == 400 and run["forked_from"]["run"] == str(parent)
     assert run["forked_from"]["changes"] == {"soft_stand_margin": [0.0, 0.3]}
+    assert run["forked_from"]["replay_kept"] is False  # a reward change: stored rewards are stale
     assert run["config"]["soft_stand_margin"] == 0.3
     assert run["command"].endswith(f"--set soft_stand_margin=0.3 --set stand_bonus=0.1 --fork-from {parent}")
     at_800 = json.loads((tr._latest_checkpoint(child) / "state.json").read_text())
@@ -419,6 +420,47 @@ def test_fork_changes_config_from_a_parents_checkpoint_and_records_it(tmp_path):
     with pytest.raises(FileNotFoundError, match="no run.json"):
         tr.train_expert("hopper-hop", tmp_path / "c2", total_steps=1000, n_envs=1, config=new,
                         fork_from=tmp_path / "nowhere", log=quiet)
+
+
+def test_sac_fork_that_changes_only_the_learner_keeps_the_replay_buffer(tmp_path):
+    """A fork that changes only how stored transitions are used (here the learning rate) keeps
+    the parent's replay buffer: no warm start, updates continue at once, the optimizers run at
+    the new rate, and run.json and the card say the buffer was kept."""
+    import torch
+
+    from dcsbench.experts.cards import render_card
+
+    quiet = lambda *_: None  # noqa: E731
+    small = dict(learning_starts=300, buffer_size=5000, batch_size=32, net_arch=[32, 32],
+                 episode_length=200, n_step=3, stand_bonus=0.1)
+    parent, child = tmp_path / "parent", tmp_path / "child"
+    tr.train_expert("hopper-hop", parent, total_steps=1000, n_envs=1,
+                    config=tr.SACConfig(**small), stop_at=400, export=False, log=quiet)
+    pckpt = tr._latest_checkpoint(parent)
+    updates = json.loads((pckpt / "state.json").read_text())["n_updates"]
+    lines = []
+    new = tr.SACConfig(learning_rate=1e-4, **small)
+    tr.train_expert("hopper-hop", child, total_steps=1000, n_envs=1, config=new, stop_at=600,
+                    export=False, fork_from=parent, log=lines.append)
+    assert any("learning_rate 0.0003 -> 0.0001; replay buffer kept" in line for line in lines)
+    assert not any("warm start" in line for line in lines)
+    run = json.loads((child / "run.json").read_text())
+    assert run["forked_from"]["replay_kept"] is True
+    assert not any(c.get("warm_start") for c in run["chunks"])
+    ckpt = tr._latest_checkpoint(child)
+    assert json.loads((ckpt / "state.json").read_text())["n_updates"] == updates + 200
+    with np.load(pckpt / tr.REPLAY_FILE) as a, np.load(ckpt / tr.REPLAY_FILE) as b:
+        pos = int(a["pos"])
+        assert int(b["pos"]) == pos + 200  # the parent's transitions, then the fork's
+        np.testing.assert_array_equal(a["rewards"][:pos], b["rewards"][:pos])
+    opt = torch.load(ckpt / "optimizer.pt", map_location="cpu", weights_only=True)
+    assert {g["lr"] for k in ("actor", "critic", "ent_coef") for g in opt[k]["param_groups"]} == {1e-4}
+    status = tr.train_expert("hopper-hop", child, total_steps=1000, n_envs=1, config=new,
+                             eval_episodes=1, fork_from=parent, log=quiet)
+    card = json.loads((child / "export" / "hopper-hop.json").read_text())
+    assert status["finished"] and card["warm_starts"] == []
+    assert card["forked_from"]["replay_kept"] is True
+    assert "keeping the parent's replay buffer" in render_card(card)
 
 
 def test_card_says_when_training_reward_was_shaped():

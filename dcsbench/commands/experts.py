@@ -42,7 +42,9 @@ def register(sub) -> None:
     p.add_argument("--fork-from", default=None, metavar="RUN",
                    help="start --out from the last checkpoint of run folder RUN with the config "
                         "given here (e.g. a changed --set); the parent is left as it is. A SAC "
-                        "fork starts with an empty replay buffer (a recorded warm start). Pass "
+                        "fork keeps the parent's replay buffer when it changes only "
+                        "learning_rate, batch_size, tau, gamma, gradient_steps or train_freq; "
+                        "otherwise it starts with an empty one (a recorded warm start). Pass "
                         "the same flag again to resume the fork")
     p.add_argument("--export-only", action="store_true",
                    help="export (and evaluate) the last checkpoint now, without training")

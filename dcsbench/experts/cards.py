@@ -34,7 +34,9 @@ def render_card(card: dict) -> str:
         *([f"Forked from run `{card['forked_from']['run']}` at {card['forked_from']['at_steps']:,} "
            "steps with changed hyper-parameters ("
            + ", ".join(f"`{k}` {a} -> {b}" for k, (a, b) in card["forked_from"]["changes"].items())
-           + "), starting from an empty replay buffer: train the parent to that step first.",
+           + ("), keeping the parent's replay buffer" if card["forked_from"].get("replay_kept")
+              else "), starting from an empty replay buffer")
+           + ": train the parent to that step first.",
            ""] if card.get("forked_from") else []),
         "```bash",
         *([f"{card['forked_from']['command']} --stop-at {card['forked_from']['at_steps']} "

@@ -113,6 +113,10 @@ ALGOS = {"ppo": PPOConfig, "sac": SACConfig}
 
 #: Config fields that change speed only, never results: left out of a run's identity and command.
 _SPEED_ONLY = ("torch_threads",)
+#: SAC fields a fork may change and still keep the parent's replay buffer: they change how the
+#: learner uses stored transitions, never what was stored (rewards, observations, array sizes).
+_REPLAY_SAFE = frozenset({"learning_rate", "batch_size", "tau", "gamma", "gradient_steps",
+                          "train_freq"})
 
 
 def parse_overrides(algo: str, items: list[str] | tuple[str, ...]) -> dict:
@@ -420,12 +424,16 @@ def fork_run(parent: str | os.PathLike, out: str | os.PathLike, config, task: st
 
     The way to change a hyper-parameter of a run mid-way (e.g. a training-only shaping term once
     the policy has learnt to move) without touching the parent, which stays resumable. ``out``
-    gets the parent's last checkpoint *without* its replay buffer, so a SAC fork resumes by a
-    warm start and learns only from transitions gathered under the new config (the stored
-    rewards of the old one would otherwise stay in the buffer for up to ``buffer_size`` steps);
-    a PPO fork keeps its normalisation statistics. Task, algorithm, seed and envs must match
-    the parent. ``run.json`` records the parent's command, step, config and chunks and the
-    changed fields under ``forked_from``; exported cards carry it. Returns that record."""
+    gets the parent's last checkpoint. A SAC fork that changes only fields in ``_REPLAY_SAFE``
+    (learning rate, batch size, tau, gamma, gradient steps, train frequency: how stored
+    transitions are used, not what they hold) keeps the parent's replay buffer and continues
+    without a warm start. Any other change drops the buffer, so the fork resumes by a warm
+    start and learns only from transitions gathered under the new config (the stored rewards
+    of a changed shaping term would otherwise stay in the buffer for up to ``buffer_size``
+    steps). A PPO fork keeps its normalisation statistics. Task, algorithm, seed and envs must
+    match the parent. ``run.json`` records the parent's command, step, config and chunks, the
+    changed fields and whether the buffer was kept under ``forked_from``; exported cards carry
+    it. Returns that record."""
     parent, out = Path(parent), Path(out)
     if not (parent / "run.json").is_file():
         raise FileNotFoundError(f"--fork-from {parent}: no run.json there (not a train-expert run)")
@@ -442,19 +450,24 @@ def fork_run(parent: str | os.PathLike, out: str | os.PathLike, config, task: st
     new = dataclasses.asdict(config)
     changes = {k: [old.get(k), v] for k, v in new.items() if k not in _SPEED_ONLY and old.get(k) != v}
     steps = json.loads((ckpt / "state.json").read_text())["num_timesteps"]
+    keep_replay = (algo == "sac" and set(changes) <= _REPLAY_SAFE
+                   and (ckpt / REPLAY_FILE).is_file())
     record = {"run": str(parent), "command": prun["command"], "at_steps": steps,
               "config": {k: v for k, v in old.items() if k not in _SPEED_ONLY},
               "changes": changes, "chunks": prun.get("chunks", []),
               "train_seconds": prun.get("train_seconds")}
+    if algo == "sac":
+        record["replay_kept"] = keep_replay
     tmp, dest = out / "checkpoints" / f".tmp-fork-{os.getpid()}", out / "checkpoints" / ckpt.name
     shutil.rmtree(tmp, ignore_errors=True)
-    shutil.copytree(ckpt, tmp, ignore=shutil.ignore_patterns(REPLAY_FILE))
+    shutil.copytree(ckpt, tmp, ignore=None if keep_replay else shutil.ignore_patterns(REPLAY_FILE))
     shutil.rmtree(dest, ignore_errors=True)  # left by a fork killed before run.json was written
     os.replace(tmp, dest)
     if (parent / "progress.csv").is_file():
         shutil.copyfile(parent / "progress.csv", out / "progress.csv")
     log(f"forked {parent} at {steps} steps into {out}; changed: "
-        + (", ".join(f"{k} {a!r} -> {b!r}" for k, (a, b) in changes.items()) or "nothing"))
+        + (", ".join(f"{k} {a!r} -> {b!r}" for k, (a, b) in changes.items()) or "nothing")
+        + ("; replay buffer kept" if keep_replay else ""))
     return record
 
 
@@ -714,7 +727,8 @@ def export_run(out: str | os.PathLike, eval_episodes: int = 20, log=print,
         "warm_starts": [{"at_steps": c["start_steps"], **c["warm_start"]}
                         for c in (run.get("forked_from") or {}).get("chunks", []) + run.get("chunks", [])
                         if c.get("warm_start")],
-        **({"forked_from": {k: run["forked_from"][k] for k in ("run", "command", "at_steps", "changes")}}
+        **({"forked_from": {k: run["forked_from"][k] for k in ("run", "command", "at_steps", "changes",
+                                                                 "replay_kept") if k in run["forked_from"]}}
            if run.get("forked_from") else {}),
         "state_dim": policy.state_dim, "action_dim": policy.action_dim, "output": policy.output,
         "eval": {"episodes": len(seeds), "seeds": seeds, "returns": [round(r, 3) for r in returns],

@@ -23,6 +23,13 @@ torch.set_num_threads(1)
 TASK = "cheetah-run"
 
 
+def _small_sac(**changes):
+    """A SAC config small enough for tests: 200-step episodes (a checkpoint every 200 steps),
+    32x32 networks, updates from step 300; ``changes`` override any field."""
+    return tr.SACConfig(**{**dict(learning_starts=300, buffer_size=5000, batch_size=32,
+                                  net_arch=[32, 32], episode_length=200), **changes})
+
+
 def _cli(argv):
     from dcsbench.commands import experts
     parser = argparse.ArgumentParser()
@@ -137,8 +144,7 @@ def test_stop_at_exports_an_intermediate_expert(tmp_path):
 
 
 def test_sac_resume_is_exact_and_export_matches(tmp_path):
-    cfg = tr.SACConfig(learning_starts=300, buffer_size=5000, batch_size=32, net_arch=[32, 32],
-                       episode_length=200)  # short episodes: checkpoints every 200 steps
+    cfg = _small_sac()  # short episodes: checkpoints every 200 steps
     quiet = lambda *_: None  # noqa: E731
     tr.train_expert(TASK, tmp_path / "once", total_steps=600, n_envs=1, config=cfg,
                     export=False, log=quiet)
@@ -168,8 +174,7 @@ def test_snapshots_change_nothing_and_select_best_exports_the_best_on_other_seed
     from dcsbench.experts import stateenv
     from dcsbench.experts.cards import render_card
 
-    cfg = tr.SACConfig(learning_starts=300, buffer_size=5000, batch_size=32, net_arch=[32, 32],
-                       episode_length=200)
+    cfg = _small_sac()
     quiet = lambda *_: None  # noqa: E731
     run = tmp_path / "run"
     tr.train_expert(TASK, run, total_steps=600, n_envs=1, config=cfg, export=False,
@@ -244,9 +249,7 @@ def test_overrides_are_parsed_checked_and_recorded(tmp_path):
 
 def test_sac_n_step_resume_is_exact_and_old_runs_still_resume(tmp_path):
     quiet = lambda *_: None  # noqa: E731
-    small = dict(learning_starts=300, buffer_size=5000, batch_size=32, net_arch=[32, 32],
-                 episode_length=200)
-    cfg = tr.SACConfig(n_step=3, **small)
+    cfg = _small_sac(n_step=3)
     tr.train_expert(TASK, tmp_path / "once", total_steps=600, n_envs=1, config=cfg, export=False,
                     log=quiet)
     for _ in range(3):
@@ -260,7 +263,7 @@ def test_sac_n_step_resume_is_exact_and_old_runs_still_resume(tmp_path):
     assert " --set n_step=3 --set net_arch=[32,32]" in run["command"]
     # n-step targets change training: a 1-step run of the same seed ends elsewhere.
     one = tr.train_expert(TASK, tmp_path / "one", total_steps=400, n_envs=1,
-                          config=tr.SACConfig(**small), export=False, log=quiet)
+                          config=_small_sac(), export=False, log=quiet)
     assert one["num_timesteps"] == 400
     # A run folder written before `n_step` existed resumes as a 1-step run; n_step=3 is refused.
     run_file = tmp_path / "one" / "run.json"
@@ -268,7 +271,7 @@ def test_sac_n_step_resume_is_exact_and_old_runs_still_resume(tmp_path):
     del old["config"]["n_step"]
     run_file.write_text(json.dumps(old))
     status = tr.train_expert(TASK, tmp_path / "one", total_steps=600, n_envs=1,
-                             config=tr.SACConfig(**small, torch_threads=2), export=False, log=quiet)
+                             config=_small_sac(torch_threads=2), export=False, log=quiet)
     assert status["finished"]
     with pytest.raises(ValueError, match="n_step=1"):
         tr.train_expert(TASK, tmp_path / "one", total_steps=800, n_envs=1, config=cfg, log=quiet)
@@ -282,8 +285,7 @@ def test_sac_warm_start_from_a_checkpoint_without_its_replay_buffer(tmp_path):
     from dcsbench.experts.cards import render_card
 
     quiet = lambda *_: None  # noqa: E731
-    cfg = tr.SACConfig(learning_starts=300, buffer_size=5000, batch_size=32, net_arch=[32, 32],
-                       episode_length=200)
+    cfg = _small_sac()
     run = tmp_path / "run"
     tr.train_expert(TASK, run, total_steps=1000, n_envs=1, config=cfg, stop_at=400, export=False,
                     log=quiet)
@@ -378,15 +380,13 @@ def test_fork_changes_config_from_a_parents_checkpoint_and_records_it(tmp_path):
     from dcsbench.experts.cards import render_card
 
     quiet = lambda *_: None  # noqa: E731
-    small = dict(learning_starts=300, buffer_size=5000, batch_size=32, net_arch=[32, 32],
-                 episode_length=200, n_step=3)
     parent, child = tmp_path / "parent", tmp_path / "child"
     tr.train_expert("hopper-hop", parent, total_steps=1000, n_envs=1,
-                    config=tr.SACConfig(stand_bonus=0.1, **small), stop_at=400, export=False, log=quiet)
+                    config=_small_sac(n_step=3, stand_bonus=0.1), stop_at=400, export=False, log=quiet)
     before = {p.relative_to(parent): p.read_bytes() for p in parent.rglob("*") if p.is_file()}
     ckpt = tr._latest_checkpoint(parent)
     updates = json.loads((ckpt / "state.json").read_text())["n_updates"]
-    new = tr.SACConfig(stand_bonus=0.1, soft_stand_margin=0.3, **small)
+    new = _small_sac(n_step=3, stand_bonus=0.1, soft_stand_margin=0.3)
     with pytest.raises(ValueError, match="seed=0, not 5"):
         tr.train_expert("hopper-hop", tmp_path / "bad", total_steps=1000, n_envs=1, seed=5,
                         config=new, fork_from=parent, log=quiet)
@@ -431,15 +431,13 @@ def test_sac_fork_that_changes_only_the_learner_keeps_the_replay_buffer(tmp_path
     from dcsbench.experts.cards import render_card
 
     quiet = lambda *_: None  # noqa: E731
-    small = dict(learning_starts=300, buffer_size=5000, batch_size=32, net_arch=[32, 32],
-                 episode_length=200, n_step=3, stand_bonus=0.1)
     parent, child = tmp_path / "parent", tmp_path / "child"
     tr.train_expert("hopper-hop", parent, total_steps=1000, n_envs=1,
-                    config=tr.SACConfig(**small), stop_at=400, export=False, log=quiet)
+                    config=_small_sac(n_step=3, stand_bonus=0.1), stop_at=400, export=False, log=quiet)
     pckpt = tr._latest_checkpoint(parent)
     updates = json.loads((pckpt / "state.json").read_text())["n_updates"]
     lines = []
-    new = tr.SACConfig(learning_rate=1e-4, **small)
+    new = _small_sac(n_step=3, stand_bonus=0.1, learning_rate=1e-4)
     tr.train_expert("hopper-hop", child, total_steps=1000, n_envs=1, config=new, stop_at=600,
                     export=False, fork_from=parent, log=lines.append)
     assert any("learning_rate 0.0003 -> 0.0001; replay buffer kept" in line for line in lines)

@@ -13,7 +13,7 @@ import pytest
 import torch
 
 from dcsbench import registry
-from dcsbench.experts import ExpertPolicy, load_expert
+from dcsbench.experts import ExpertPolicy, available_experts, load_expert
 from dcsbench.experts import train as tr
 from dcsbench.experts.policy import from_sb3
 from dcsbench.experts.stateenv import StateEnv
@@ -487,3 +487,22 @@ def test_committed_paused_runs_are_small_and_loadable():
         state, _ = StateEnv(meta["task"]).reset(seed=0)
         action = policy(state[None])
         assert action.shape == (1, policy.action_dim) and np.all(np.abs(action) <= 1)
+
+
+@pytest.mark.parametrize("task", available_experts())
+def test_committed_expert_matches_its_card_and_expert_eval_reproduces_it(task, capsys):
+    """Each committed expert: the weights are the ones the card names (sha256), the card is
+    complete, and `dcsbench expert-eval TASK` (20 deterministic episodes on the card's seeds)
+    lands within its tolerance of the card's mean return."""
+    import hashlib
+
+    from dcsbench.experts import EXPERTS_DIR, expert_card
+
+    card = expert_card(task)
+    weights = (EXPERTS_DIR / f"{task}.safetensors").read_bytes()
+    assert hashlib.sha256(weights).hexdigest() == card["sha256"]
+    assert card["task"] == task and card["command"].startswith(f"dcsbench train-expert {task} ")
+    assert card["eval"]["episodes"] == len(card["eval"]["returns"]) == 20
+    assert np.isclose(np.mean(card["eval"]["returns"]), card["eval"]["mean"], atol=1e-3)
+    assert (EXPERTS_DIR / f"{task}.md").read_text().count(f"{card['eval']['mean']:.1f}") >= 1
+    assert _cli(["expert-eval", task]) == 0, capsys.readouterr().out

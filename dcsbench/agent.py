@@ -137,10 +137,20 @@ class Agent(abc.ABC):
     def latent_actions(self, obs: np.ndarray, next_obs: np.ndarray) -> np.ndarray | None:
         """Latent actions for ``(o_t, o_{t+1})`` batches, or ``None`` if the method has none.
 
-        Used by the harness for the offline probe metric (a linear probe latent -> true action
-        on the ``eval`` split, fitted by the harness, never by the agent).
+        Used by the harness for the offline probe metrics (:mod:`dcsbench.probe`: a linear probe
+        latent -> true action fitted by the harness on train trajectories, never by the agent,
+        and scored on held-out train trajectories and on the novel-background eval split).
         """
         return None
+
+    def init_untrained(self, spec: EnvSpec, seed: int) -> bool:
+        """Build the model with random, untrained weights so that :meth:`latent_actions` works.
+
+        Optional. The harness calls it on a separate, fresh copy of the agent to measure the
+        probe of random features (``probe_mse_train_random``): a probe means something only
+        against it. Return ``True`` if supported (the default returns ``False``).
+        """
+        return False
 
     def save(self, path: str) -> None:
         """Write a checkpoint to directory ``path`` (optional; enables resume after a kill)."""

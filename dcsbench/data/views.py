@@ -165,6 +165,30 @@ class _FrameView:
     def _add_labels(self, batch: dict, traj: np.ndarray, t: np.ndarray) -> None:
         """Hook: labeled views add ``action``."""
 
+    def stacks_at(self, traj, t, offset: int = 1) -> dict[str, np.ndarray]:
+        """Stacked pairs ``(o_t, o_{t+offset})`` at given positions (no randomness).
+
+        Args:
+            traj: view trajectory indices ``(B,)``.
+            t: steps ``(B,)`` with ``t + offset <= T_traj - 1``.
+            offset: the frame gap ``k``.
+
+        Returns:
+            ``{"obs", "next_obs"}`` ``(B, 64, 64, 9)`` uint8 (plus ``"action"`` = ``a_t`` on a
+            labeled view).
+        """
+        traj = np.asarray(traj, dtype=np.int64).reshape(-1)
+        t = np.asarray(t, dtype=np.int64).reshape(-1)
+        if traj.shape != t.shape:
+            raise ValueError(f"traj {traj.shape} and t {t.shape} differ in shape")
+        if len(traj) and ((traj < 0).any() or (traj >= self.n_trajectories).any()):
+            raise IndexError(f"trajectory index out of range 0..{self.n_trajectories - 1}")
+        if len(t) and ((t < 0).any() or (t + offset > self._lengths[traj] - 1).any()):
+            raise IndexError(f"step out of range: t + {offset} must be <= T - 1")
+        batch = {"obs": self._stack(traj, t), "next_obs": self._stack(traj, t + offset)}
+        self._add_labels(batch, traj, t)
+        return batch
+
     def iter_stacks(self, batch_size: int) -> Iterator[dict[str, np.ndarray]]:
         """Every ``(o_t, o_{t+1})`` pair (``t = 0..T-2`` of every trajectory, in order), in batches.
 

@@ -2,7 +2,7 @@
 
 A scale-32 ResNet actor (mean-pooled embedding -> ReLU6 -> Linear) regresses the true action
 ``a_t`` from ``o_t`` with MSE, for a fixed number of updates (10000 at batch 512, lr 1e-4,
-cosine schedule) on random labeled batches. With the *full* train set labeled, the same agent
+linear decay to 0) on random labeled batches. With the *full* train set labeled, the same agent
 gives the normalization reference of the protocol.
 """
 

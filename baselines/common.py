@@ -4,12 +4,12 @@
   keys with the list of valid ones; :class:`ActorStage` / :class:`DecoderStage` are the stage
   configs shared by several methods.
 * :class:`Runtime`: device, bf16 autocast (CUDA only), channels_last, optional ``torch.compile``,
-  and uint8 HWC stacks -> float NCHW in ``[0, 1]``.
+  and uint8 HWC stacks -> float NCHW in ``[-1, 1]`` (the authors' ``normalize_img``).
 * :class:`TransitionSampler`: random ``(o_t, o_{t+1}, o_{t+k}[, a_t])`` batches built from a view's
   public API (``frames``/``actions``) with the view's semantics (first frame repeated at the
   episode start, never crossing the episode end). Frames are gathered on the GPU when they fit there.
-* :func:`cosine_with_warmup`, :func:`train_loop` (one optimizer + cosine schedule + logging),
-  :class:`LinearProbe`.
+* :func:`linear_with_warmup` (the authors' schedule: linear warmup, then linear decay to 0),
+  :func:`train_loop` (one optimizer + that schedule + logging), :class:`LinearProbe`.
 * :class:`BaselineAgent`: the :class:`dcsbench.agent.Agent` plumbing (config, act, save/load,
   parameter counts) every baseline inherits.
 
@@ -192,7 +192,8 @@ class Runtime:
         return torch.compile(fn) if self.compile else fn
 
     def to_input(self, obs) -> torch.Tensor:
-        """uint8 HWC stacks ``(B, 64, 64, C)`` (numpy or tensor) -> float ``(B, C, 64, 64)`` in [0, 1].
+        """uint8 HWC stacks ``(B, 64, 64, C)`` (numpy or tensor) -> float ``(B, C, 64, 64)`` in
+        ``[-1, 1]`` (``2 * x / 255 - 1``, as the authors' ``normalize_img``).
 
         The NCHW result is a permuted view of the HWC data, i.e. already channels_last.
         """
@@ -200,7 +201,7 @@ class Runtime:
             obs = torch.from_numpy(np.ascontiguousarray(obs))
         if obs.device != self.device:
             obs = obs.to(self.device, non_blocking=True)
-        x = obs.permute(0, 3, 1, 2).float().div_(255.0)
+        x = obs.permute(0, 3, 1, 2).float().mul_(2.0 / 255.0).sub_(1.0)
         return x if self.channels_last else x.contiguous()
 
 
@@ -349,29 +350,33 @@ def epochs_to_updates(epochs: float, n_transitions: int, batch_size: int) -> int
 # ----------------------------------------------------------------------------------- training
 
 
-def cosine_with_warmup(optimizer: torch.optim.Optimizer, warmup: int, total: int) -> torch.optim.lr_scheduler.LambdaLR:
-    """Linear warmup from 0 over ``warmup`` updates, then cosine decay to 0 at ``total``."""
+def linear_with_warmup(optimizer: torch.optim.Optimizer, warmup: int, total: int) -> torch.optim.lr_scheduler.LambdaLR:
+    """The authors' schedule: factor ``step / warmup`` for ``step < warmup`` (so the first update
+    of a warmed-up stage has lr 0), then ``1 - (step - warmup) / (total - warmup)``, reaching 0 at
+    ``total``."""
 
     def factor(step: int) -> float:
         if step < warmup:
-            return (step + 1) / warmup
-        progress = (step - warmup) / max(1, total - warmup)
-        return 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress)))
+            return step / warmup
+        return max(0.0, 1.0 - (step - warmup) / max(1, total - warmup))
 
     return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
 
 
 def make_optimizer(params, lr: float, weight_decay: float, runtime: Runtime) -> torch.optim.Optimizer:
-    """AdamW (plain Adam when ``weight_decay`` is 0), fused on CUDA."""
+    """AdamW, fused on CUDA; as the authors' ``get_optim_groups``, weight decay applies only to
+    parameters with at least 2 dimensions (never to biases and norms). Plain Adam at decay 0."""
     params = [p for p in params if p.requires_grad]
-    return torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay, fused=runtime.cuda or None)
+    groups = [{"params": [p for p in params if p.dim() < 2], "weight_decay": 0.0},
+              {"params": [p for p in params if p.dim() >= 2], "weight_decay": weight_decay}]
+    return torch.optim.AdamW([g for g in groups if g["params"]], lr=lr, fused=runtime.cuda or None)
 
 
 def train_loop(tag: str, params, step_fn: Callable[[int], tuple[torch.Tensor, dict]], updates: int,
                lr: float, warmup: int, runtime: Runtime, logger, weight_decay: float = 0.0,
                extra_optimizers: tuple = (), after_step: Callable[[int], None] | None = None) -> dict:
     """Run ``updates`` optimizer steps of ``step_fn`` (which samples its own batch and returns
-    ``(loss, metrics)``) under autocast, with a cosine/warmup schedule.
+    ``(loss, metrics)``) under autocast, with :func:`linear_with_warmup`.
 
     ``extra_optimizers`` (e.g. a linear probe's) are stepped after the main one with the same
     backward pass (their parameters only see detached inputs). ``after_step(i)`` runs after each
@@ -379,7 +384,7 @@ def train_loop(tag: str, params, step_fn: Callable[[int], tuple[torch.Tensor, di
     returns the last logged metrics.
     """
     opt = make_optimizer(params, lr, weight_decay, runtime)
-    sched = cosine_with_warmup(opt, warmup, updates)
+    sched = linear_with_warmup(opt, warmup, updates)
     every = max(1, runtime.cfg.log_every)
     last: dict = {}
     t0 = time.perf_counter()
@@ -613,6 +618,13 @@ class LatentActionAgent(BaselineAgent):
 
     def policy(self, x: torch.Tensor) -> torch.Tensor:  # noqa: D102
         return self.nets["decoder"](self.nets["actor"](x).float())
+
+    def init_untrained(self, spec: EnvSpec, seed: int) -> bool:
+        """Build the networks with the random weights :meth:`fit` starts from for ``seed`` (same
+        seeding, same construction), without training, so that :meth:`latent_actions` works
+        (the harness's random-features probe). Returns True (supported)."""
+        self._start(spec, seed, None)
+        return True
 
     @torch.no_grad()
     def latent_actions(self, obs: np.ndarray, next_obs: np.ndarray) -> np.ndarray:

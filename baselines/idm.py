@@ -1,9 +1,10 @@
 """IDM baseline: inverse dynamics on the labels, relabel the unlabeled view, then BC.
 
-1. IDM: one ResNet encoder (scale 12) embeds ``o_t`` and ``o_{t+1}`` (future offset 1); a residual
+1. IDM: one ResNet encoder (scale 12, no output LayerNorm unless ``idm.encoder_norm_out``, as the
+   authors' ``IDMLabels``) embeds ``o_t`` and ``o_{t+1}`` (future offset 1); a residual
    MLP head (hidden 1024) conditioned on both embeddings at every layer predicts ``a_t``; MSE on
    the labeled view, 10000 updates, batch 512, lr 1e-4, warmup 3 epochs *of the labeled view*
-   (the data this stage trains on), cosine schedule.
+   (the data this stage trains on), then linear decay to 0.
 2. Relabel every ``(o_t, o_{t+1})`` of the unlabeled view with the frozen IDM (one pass of
    ``iter_stacks``).
 3. BC: a scale-32 ResNet actor regresses the relabelled actions, 10 epochs over the unlabeled view.
@@ -30,6 +31,7 @@ class IDMStage:
     num_res_blocks: int = 2
     hidden_dim: int = 1024
     num_blocks: int = 3
+    encoder_norm_out: bool = False
     batch_size: int = 512
     lr: float = 1e-4
     weight_decay: float = 0.0
@@ -58,7 +60,7 @@ class IDMAgent(BaselineAgent):
         c, ch = self.cfg, spec.obs_shape[-1]
         self.nets = {"idm": self.runtime.place(InverseDynamics(ch, c.idm.encoder_scale, c.idm.hidden_dim,
                                                                spec.action_dim, c.idm.num_res_blocks,
-                                                               c.idm.num_blocks)),
+                                                               c.idm.num_blocks, c.idm.encoder_norm_out)),
                      "actor": self.runtime.place(Actor(ch, c.bc.encoder_scale, spec.action_dim))}
 
     def fit(self, unlabeled, labeled, spec, budget, seed, logger) -> None:  # noqa: D102

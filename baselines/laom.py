@@ -4,21 +4,25 @@ Presence of Distractors"), three stages:
 1. Latent action model on the unlabeled view: one ResNet encoder (scale 6) for ``o_t`` and
    ``o_{t+k}`` (k uniform in 1..10), an IDM head (residual MLP conditioned on both embeddings at
    every layer) giving a continuous 8192-d latent action ``z`` (no quantization), an FDM head
-   (residual MLP conditioned on ``z`` at every layer) predicting the embedding of ``o_{t+1}``
-   from ``emb(o_t)``; MSE to the target embedding. Target encoder: EMA of the online one (tau
-   0.001) without supervision; the stop-gradient online encoder with supervision. Shift/rotate/
-   perspective augmentations, one transform per sample. With ``lam.supervised``: plus a linear
-   head ``z -> a_t`` on a labeled batch of 128 each step, loss coefficient 0.01 (0.001 on
-   cheetah-run). A linear probe ``z.detach() -> a_t`` trains alongside on labeled batches.
+   (residual MLP conditioned on ``z`` at every layer) predicting the target encoder's embedding
+   of ``o_{t+1}`` from ``emb(o_t)``; MSE. Target encoder: EMA of the online one (tau 0.001), with
+   and without supervision (the authors' ``train_laom.py`` and ``train_laom_labels.py``);
+   ``lam.target: online`` uses the stop-gradient online encoder instead. Augmentations as the
+   authors' (:mod:`baselines.augment`: one of eight choices per image, identity included, drawn
+   independently for ``o_t``, ``o_{t+k}`` and ``o_{t+1}``). With ``lam.supervised``: plus a
+   linear head ``z -> a_t`` on an (augmented) labeled batch of 128 each step, loss coefficient
+   0.01 (0.001 on cheetah-run). A linear probe ``z.detach() -> a_t`` trains alongside on labeled
+   batches (a diagnostic only; the harness's probe is :mod:`dcsbench.probe`).
 2. Latent BC: a scale-32 ResNet actor regresses the frozen LAM's ``z`` for ``(o_t, o_{t+1})``
-   over the unlabeled view.
+   over the unlabeled view (no augmentation, as the authors' final configs).
 3. Action decoder: MLP ``z -> a`` on the labeled view, actor frozen. ``act = decoder(actor(o))``.
 
 FDM target *(documented choice)*: the FDM predicts ``emb(o_{t+1})`` (``lam.fdm_target: next``, the
 multi-step-inverse design of the authors' public code: the IDM sees ``o_{t+k}`` to infer the action
 taken at ``t``); ``lam.fdm_target: future`` predicts ``emb(o_{t+k})`` instead. As in that code,
-the FDM sees ``emb(o_t)`` with stop-gradient (``lam.detach_fdm_obs``) and the encoder output is
-LayerNorm-ed without affine parameters.
+the FDM sees ``emb(o_t)`` with stop-gradient (``lam.detach_fdm_obs``). The encoder output has
+no LayerNorm by default (``lam.encoder_norm_out: false``, the authors' final configs; ``true``
+adds one without affine parameters). All linear and conv layers are orthogonally initialised.
 """
 
 from __future__ import annotations
@@ -34,7 +38,7 @@ import torch.nn.functional as F
 from baselines.augment import Augmenter
 from baselines.common import (ActorStage, DecoderStage, LatentActionAgent, RuntimeConfig,
                               TransitionSampler, epochs_to_updates, train_loop)
-from baselines.nets import ConditionedMLP, InverseDynamics
+from baselines.nets import ConditionedMLP, InverseDynamics, orthogonal_init
 from dcsbench.registry import check_choice
 
 
@@ -55,11 +59,13 @@ class LAOMStage:
     max_offset: int = 10
     fdm_target: str = "next"
     detach_fdm_obs: bool = True
+    encoder_norm_out: bool = False
+    target: str = "ema"
     target_tau: float = 0.001
     augment: bool = True
-    aug_shift_px: float = 4.0
-    aug_rotate_deg: float = 5.0
-    aug_perspective: float = 0.1
+    aug_shift_px: float = 14.0
+    aug_rotate_deg: float = 90.0
+    aug_perspective: float = 0.5
     supervised: bool = False
     labeled_batch_size: int = 128
     sup_coef: float = 0.01
@@ -85,10 +91,11 @@ class LAOMModel(nn.Module):
     def __init__(self, in_channels: int, action_dim: int, c: LAOMStage) -> None:
         super().__init__()
         self.idm = InverseDynamics(in_channels, c.encoder_scale, c.hidden_dim, c.latent_dim,
-                                   c.num_res_blocks, c.num_blocks)
+                                   c.num_res_blocks, c.num_blocks, out_norm=c.encoder_norm_out)
         emb = self.idm.encoder.out_dim
         self.fdm = ConditionedMLP(emb, c.latent_dim, c.hidden_dim, emb, c.num_blocks)
         self.action_head = nn.Linear(c.latent_dim, action_dim) if c.supervised else None
+        orthogonal_init(self)
 
     def forward(self, obs, future_obs, target_obs=None):
         """``(z, predicted target embedding, online embedding of target_obs or None)``."""
@@ -107,6 +114,7 @@ class LAOMAgent(LatentActionAgent):
     def __init__(self, **config) -> None:
         super().__init__(**config)
         check_choice("lam.fdm_target", self.cfg.lam.fdm_target, ("next", "future"))
+        check_choice("lam.target", self.cfg.lam.target, ("ema", "online"))
         self.name = "laom-sup" if self.cfg.lam.supervised else "laom"
 
     def make_lam(self, in_channels, spec) -> nn.Module:  # noqa: D102
@@ -121,9 +129,11 @@ class LAOMAgent(LatentActionAgent):
         c, rt = self.cfg.lam, self.runtime
         model, probe = self.nets["lam"].train(), self.nets["probe"]
         net = rt.maybe_compile(model)
-        target_enc = None if c.supervised else copy.deepcopy(model.idm.encoder).requires_grad_(False)
+        ema = c.target == "ema"
+        target_enc = copy.deepcopy(model.idm.encoder).requires_grad_(False) if ema else None
         coef = c.sup_coef_by_task.get(spec.task, c.sup_coef)
-        aug = Augmenter(c.aug_shift_px, c.aug_rotate_deg, c.aug_perspective) if c.augment else None
+        aug = (Augmenter(c.aug_shift_px, c.aug_rotate_deg, c.aug_perspective, image_size=spec.frame_shape[0])
+               if c.augment else None)
         gen = torch.Generator(rt.device).manual_seed(seed)
         target_key = "next_obs" if c.fdm_target == "next" else "future_obs"
         batches = unl.stream(c.batch_size, rng, c.max_offset, keys=("obs", "future_obs", target_key))
@@ -131,18 +141,19 @@ class LAOMAgent(LatentActionAgent):
         lab_batches = lab.stream(n_lab, rng, c.max_offset, keys=("obs", "future_obs", "action"))
 
         def inputs(batch, keys):
+            """Each view augmented by its own call: independent choices and parameters."""
             xs = [rt.to_input(batch[k]) for k in keys]
-            return aug(*xs, generator=gen) if aug is not None else xs
+            return [aug(x, generator=gen) for x in xs] if aug is not None else xs
 
         def step(i: int):
             batch = next(batches)
             obs, fut, tgt = inputs(batch, ("obs", "future_obs", target_key))
-            z, emb, emb_tgt = net(obs, fut, tgt if c.supervised else None)
-            if c.supervised:
-                target = emb_tgt.detach()
-            else:
+            z, emb, emb_tgt = net(obs, fut, None if ema else tgt)
+            if ema:
                 with torch.no_grad():
                     target = target_enc(tgt)
+            else:
+                target = emb_tgt.detach()
             pred = model.fdm(emb.detach() if c.detach_fdm_obs else emb, z)
             loss = F.mse_loss(pred.float(), target.float())
             metrics = {"fdm_mse": loss}
@@ -158,7 +169,7 @@ class LAOMAgent(LatentActionAgent):
                 loss = loss + metrics["probe_mse"]  # probe params only: z is detached inside
             return loss, metrics
 
-        def ema(i: int) -> None:
+        def ema_update(i: int) -> None:
             if target_enc is not None:
                 torch._foreach_lerp_(list(target_enc.parameters()), list(model.idm.encoder.parameters()),
                                      c.target_tau)
@@ -166,7 +177,7 @@ class LAOMAgent(LatentActionAgent):
         updates = epochs_to_updates(c.epochs, unl.n_transitions, c.batch_size)
         warmup = epochs_to_updates(c.warmup_epochs, unl.n_transitions, c.batch_size)
         return train_loop("lam", model.parameters(), step, updates, c.lr, warmup, rt, logger,
-                          c.weight_decay, extra_optimizers=(probe.attach_optimizer(),), after_step=ema)
+                          c.weight_decay, extra_optimizers=(probe.attach_optimizer(),), after_step=ema_update)
 
 
 class LAOMSupAgent(LAOMAgent):

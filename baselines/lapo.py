@@ -1,16 +1,19 @@
 """LAPO (Schmidt & Jiang, "Learning to Act without Actions"), as configured in the LAOM paper.
 
 1. Latent action model on the unlabeled view: an IDM with its own ResNet encoder (scale 6) on the
-   channel-concatenated pair ``(o_t, o_{t+k})`` (k uniform in 1..10) -> latent action, vector-
-   quantized (VQ-VAE, straight-through); an FDM with its own ResNet encoder on ``o_t`` whose 8x8
-   map, plus the projected latent action, is decoded by a mirrored transposed-conv decoder into
-   the next observation in pixel space; loss = pixel MSE + VQ loss. No augmentation. A linear
-   probe ``z.detach() -> a_t`` trains alongside on labeled batches.
+   channel-concatenated pair ``(o_t, o_{t+k})`` (k uniform in 1..10) -> GELU -> linear to a
+   continuous latent action; an FDM with its own ResNet encoder on ``o_t`` whose 8x8 map,
+   concatenated with the projected latent action, is decoded by a mirrored transposed-conv
+   decoder (tanh output) into the next observation in pixel space; loss = pixel MSE. No
+   quantization and no augmentation (the authors' released LAPO: the LAOM paper removed the
+   quantizer, section 4). ``lam.quantize: fsq`` re-adds one for the quantization ablation
+   (finite scalar quantization, :class:`baselines.nets.FSQ`: no codebook, so no collapse).
+   A linear probe ``z.detach() -> a_t`` trains alongside on labeled batches (a diagnostic only).
 2. Latent BC and 3. action decoder: as LAOM (:mod:`baselines.laom`).
 
-As in LAOM, the FDM reconstructs ``o_{t+1}`` by default (``lam.fdm_target: next``; ``future``
-reconstructs ``o_{t+k}``). The paper's parameter count (211.8M) corresponds to an 8192-d latent
-action, the paper default here; the original LAPO used 128.
+As in the authors' code, the FDM reconstructs ``o_{t+1}`` by default (``lam.fdm_target: next``;
+``future`` reconstructs ``o_{t+k}``). The paper's parameter count (211.8M) corresponds to an
+8192-d latent action, the paper default here; the original LAPO used 128.
 """
 
 from __future__ import annotations
@@ -24,7 +27,7 @@ import torch.nn.functional as F
 
 from baselines.common import (ActorStage, DecoderStage, LatentActionAgent, RuntimeConfig,
                               TransitionSampler, epochs_to_updates, train_loop)
-from baselines.nets import PixelDecoder, ResNetEncoder, VectorQuantizer
+from baselines.nets import FSQ, PixelDecoder, ResNetEncoder, orthogonal_init
 from dcsbench.registry import check_choice
 
 
@@ -35,10 +38,8 @@ class LAPOStage:
     encoder_scale: int = 6
     num_res_blocks: int = 2
     latent_dim: int = 8192
-    vq: bool = True
-    vq_group_dim: int = 16
-    vq_codebook_size: int = 64
-    vq_beta: float = 0.25
+    quantize: str = "none"
+    fsq_levels: list = field(default_factory=lambda: [8, 8])
     batch_size: int = 512
     lr: float = 1e-4
     weight_decay: float = 0.0
@@ -62,28 +63,31 @@ class LAPOConfig:
 
 
 class LAPOModel(nn.Module):
-    """IDM (own encoder on the stacked pair, linear to the latent, VQ) + pixel FDM (own encoder)."""
+    """IDM (own encoder on the stacked pair, GELU + linear to the latent, optional FSQ) + pixel
+    FDM (own encoder), orthogonally initialised."""
 
     def __init__(self, in_channels: int, c: LAPOStage) -> None:
         super().__init__()
         self.idm_encoder = ResNetEncoder(2 * in_channels, c.encoder_scale, c.num_res_blocks, "flatten")
         self.idm_head = nn.Linear(self.idm_encoder.out_dim, c.latent_dim)
-        self.vq = VectorQuantizer(c.latent_dim, c.vq_group_dim, c.vq_codebook_size, c.vq_beta) if c.vq else None
+        self.fsq = FSQ(c.latent_dim, c.fsq_levels) if c.quantize == "fsq" else None
         self.fdm_encoder = ResNetEncoder(in_channels, c.encoder_scale, c.num_res_blocks, "flatten")
         self.fdm_decoder = PixelDecoder(self.fdm_encoder, c.latent_dim, in_channels, c.num_res_blocks)
+        orthogonal_init(self)
 
-    def latent(self, obs: torch.Tensor, future_obs: torch.Tensor):
-        """``(z, vq_loss)``: the (quantized) latent action of ``(o_t, o_{t+k})``."""
-        z = self.idm_head(F.relu6(self.idm_encoder(torch.cat([obs, future_obs], dim=1))))
-        if self.vq is None:
-            return z, z.new_zeros(())
-        z_q, vq_loss, _ = self.vq(z)
-        return z_q, vq_loss
+    def latent(self, obs: torch.Tensor, future_obs: torch.Tensor, with_codes: bool = False):
+        """The (quantized) latent action of ``(o_t, o_{t+k})``; with ``with_codes`` also the FSQ
+        codes ``(B, n_groups)`` (``None`` without quantization)."""
+        z = self.idm_head(F.gelu(self.idm_encoder(torch.cat([obs, future_obs], dim=1))))
+        codes = None
+        if self.fsq is not None:
+            z, codes = self.fsq(z)
+        return (z, codes) if with_codes else z
 
     def forward(self, obs: torch.Tensor, future_obs: torch.Tensor):
-        """``(predicted next observation, z, vq_loss)``."""
-        z, vq_loss = self.latent(obs, future_obs)
-        return self.fdm_decoder(self.fdm_encoder.feature_map(obs), z), z, vq_loss
+        """``(predicted next observation, z)``."""
+        z = self.latent(obs, future_obs)
+        return self.fdm_decoder(self.fdm_encoder.feature_map(obs), z), z
 
 
 class LAPOAgent(LatentActionAgent):
@@ -96,17 +100,18 @@ class LAPOAgent(LatentActionAgent):
     def __init__(self, **config) -> None:
         super().__init__(**config)
         check_choice("lam.fdm_target", self.cfg.lam.fdm_target, ("next", "future"))
+        check_choice("lam.quantize", self.cfg.lam.quantize, ("none", "fsq"))
 
     def make_lam(self, in_channels, spec) -> nn.Module:  # noqa: D102
         return LAPOModel(in_channels, self.cfg.lam)
 
     def lam_latents(self, lam, obs, next_obs):
         """The (quantized) latent action."""
-        return lam.latent(obs, next_obs)[0]
+        return lam.latent(obs, next_obs)
 
     def fit_lam(self, unl: TransitionSampler, lab: TransitionSampler, spec, seed: int,
                 rng: np.random.Generator, logger) -> dict:
-        """Stage 1: train IDM + pixel FDM (and the linear probe alongside)."""
+        """Stage 1: train IDM + pixel FDM (and the linear probe alongside); no augmentation."""
         c, rt = self.cfg.lam, self.runtime
         model, probe = self.nets["lam"].train(), self.nets["probe"]
         net = rt.maybe_compile(model)
@@ -116,14 +121,13 @@ class LAPOAgent(LatentActionAgent):
 
         def step(i: int):
             batch = next(batches)
-            pred, z, vq_loss = net(rt.to_input(batch["obs"]), rt.to_input(batch["future_obs"]))
-            recon = F.mse_loss(pred.float(), rt.to_input(batch[target_key]))
-            loss = recon + vq_loss
-            metrics = {"recon_mse": recon, "vq_loss": vq_loss}
+            pred, z = net(rt.to_input(batch["obs"]), rt.to_input(batch["future_obs"]))
+            loss = recon = F.mse_loss(pred.float(), rt.to_input(batch[target_key]))
+            metrics = {"recon_mse": recon}
             if i % c.probe_every == 0:
                 lb = next(lab_batches)
                 with torch.no_grad():
-                    z_lab = model.latent(rt.to_input(lb["obs"]), rt.to_input(lb["future_obs"]))[0]
+                    z_lab = model.latent(rt.to_input(lb["obs"]), rt.to_input(lb["future_obs"]))
                 metrics["probe_mse"] = probe.loss(z_lab, lb["action"])
                 loss = loss + metrics["probe_mse"]  # probe params only: z is detached
             return loss, metrics

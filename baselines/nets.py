@@ -12,9 +12,12 @@
   (LAOM's latent IDM, and the IDM baseline with the true action as output).
 * :class:`Actor` - encoder (mean-pooled) + ReLU6 + Linear (BC, latent BC).
 * :class:`ActionDecoder` - MLP latent action -> true action (stage 3 of the LAM methods).
-* :class:`PixelDecoder` / :class:`VectorQuantizer` - LAPO's pixel-space FDM decoder and VQ.
+* :class:`PixelDecoder` / :class:`FSQ` - LAPO's pixel-space FDM decoder and its optional
+  quantizer (finite scalar quantization, for the quantization ablation).
+* :func:`orthogonal_init` - orthogonal weights and zero biases for every linear and conv layer
+  (the LAOM authors' ``weight_init``), applied by every model that the authors initialise so.
 
-All convolution nets take float ``(B, C, 64, 64)`` inputs in ``[0, 1]`` (channels_last friendly).
+All convolution nets take float ``(B, C, 64, 64)`` inputs in ``[-1, 1]`` (channels_last friendly).
 """
 
 from __future__ import annotations
@@ -27,6 +30,17 @@ import torch.nn.functional as F
 
 #: Base channels of the three encoder stages (multiplied by ``encoder_scale``).
 BASE_CHANNELS = (16, 32, 32)
+
+
+def orthogonal_init(module: nn.Module) -> nn.Module:
+    """Orthogonal weights and zero biases for every Linear / Conv2d / ConvTranspose2d in ``module``
+    (LayerNorms keep their defaults); returns ``module``. A no-op on the ``meta`` device."""
+    for m in module.modules():
+        if isinstance(m, (nn.Linear, nn.Conv2d, nn.ConvTranspose2d)) and m.weight.device.type != "meta":
+            nn.init.orthogonal_(m.weight)
+            if m.bias is not None:
+                nn.init.zeros_(m.bias)
+    return module
 
 
 class ResidualBlock(nn.Module):
@@ -120,13 +134,18 @@ class ConditionedMLP(nn.Module):
 
 
 class InverseDynamics(nn.Module):
-    """``(o_t, o_{t+k}) -> z``: one encoder for both frames, conditioned MLP on both embeddings."""
+    """``(o_t, o_{t+k}) -> z``: one encoder for both frames, conditioned MLP on both embeddings.
+
+    ``out_norm``: LayerNorm (no affine) on the encoder output (the authors' ``encoder_norm_out``,
+    off in their final configs). Orthogonally initialised (:func:`orthogonal_init`).
+    """
 
     def __init__(self, in_channels: int, scale: int, hidden_dim: int, out_dim: int,
-                 num_res_blocks: int = 2, num_blocks: int = 3) -> None:
+                 num_res_blocks: int = 2, num_blocks: int = 3, out_norm: bool = False) -> None:
         super().__init__()
-        self.encoder = ResNetEncoder(in_channels, scale, num_res_blocks, "flatten", out_norm=True)
+        self.encoder = ResNetEncoder(in_channels, scale, num_res_blocks, "flatten", out_norm=out_norm)
         self.head = ConditionedMLP(0, 2 * self.encoder.out_dim, hidden_dim, out_dim, num_blocks)
+        orthogonal_init(self)
 
     def encode(self, *obs: torch.Tensor) -> list[torch.Tensor]:
         """Embeddings of several observation batches in one encoder pass."""
@@ -141,19 +160,21 @@ class InverseDynamics(nn.Module):
 
 
 class Actor(nn.Module):
-    """Policy network: mean-pooled ResNet encoder -> ReLU6 -> Linear(out_dim)."""
+    """Policy network: mean-pooled ResNet encoder -> ReLU6 -> Linear(out_dim), orthogonal init."""
 
     def __init__(self, in_channels: int, scale: int, out_dim: int, num_res_blocks: int = 2) -> None:
         super().__init__()
         self.encoder = ResNetEncoder(in_channels, scale, num_res_blocks, "mean")
         self.head = nn.Linear(self.encoder.out_dim, out_dim)
+        orthogonal_init(self)
 
     def forward(self, obs: torch.Tensor) -> torch.Tensor:  # noqa: D102
         return self.head(F.relu6(self.encoder(obs)))
 
 
 class ActionDecoder(nn.Module):
-    """MLP latent action -> true action: two hidden layers of ``hidden_dim`` with ReLU6."""
+    """MLP latent action -> true action: two hidden layers of ``hidden_dim`` with ReLU6 (PyTorch's
+    default init, as the authors' decoder, which their ``weight_init`` never reaches)."""
 
     def __init__(self, latent_dim: int, action_dim: int, hidden_dim: int = 256) -> None:
         super().__init__()
@@ -168,8 +189,9 @@ class ActionDecoder(nn.Module):
 class PixelDecoder(nn.Module):
     """LAPO's FDM decoder: mirrors :class:`ResNetEncoder` with 2x2 stride-2 transposed convs.
 
-    The latent action is projected to the bottleneck shape and *added* to the encoder's 8x8 map;
-    the output is a ``(B, out_channels, 64, 64)`` image (no output activation; MSE in [0, 1]).
+    The latent action is projected to the bottleneck shape and *concatenated* (channels) to the
+    encoder's 8x8 map; GELU, a 1x1 conv and tanh give a ``(B, out_channels, 64, 64)`` image in
+    ``[-1, 1]`` (the input range), as in the authors' FDM.
     """
 
     def __init__(self, encoder: ResNetEncoder, latent_dim: int, out_channels: int,
@@ -178,43 +200,61 @@ class PixelDecoder(nn.Module):
         scale = encoder.out_channels // channels[-1]
         self.shape = (encoder.out_channels, encoder.out_size, encoder.out_size)
         self.action_proj = nn.Linear(latent_dim, math.prod(self.shape))
-        layers, c_in = [], encoder.out_channels
+        layers, c_in = [], 2 * encoder.out_channels
         for c in channels[::-1]:
             layers.append(nn.ConvTranspose2d(c_in, c * scale, 2, stride=2))
             layers.extend(ResidualBlock(c * scale) for _ in range(num_res_blocks))
             c_in = c * scale
-        layers += [nn.ReLU6(), nn.Conv2d(c_in, out_channels, 1)]
+        layers += [nn.GELU(), nn.Conv2d(c_in, out_channels, 1), nn.Tanh()]
         self.net = nn.Sequential(*layers)
 
     def forward(self, feature_map: torch.Tensor, z: torch.Tensor) -> torch.Tensor:  # noqa: D102
-        return self.net(feature_map + self.action_proj(z).view(-1, *self.shape))
+        act = self.action_proj(z).view(-1, *self.shape).to(feature_map.dtype)
+        return self.net(torch.cat([feature_map, act], dim=1))
 
 
-class VectorQuantizer(nn.Module):
-    """VQ-VAE quantizer over groups of a latent vector (straight-through gradients).
+class FSQ(nn.Module):
+    """Finite scalar quantization (Mentzer et al., 2023) over groups of a latent vector.
 
-    The ``dim``-d latent is split into ``dim // group_dim`` groups; each group snaps to its nearest
-    entry of one shared codebook of ``codebook_size`` vectors. Loss (returned by :meth:`forward`):
-    codebook term ``|sg(z) - e|^2`` plus ``beta * |z - sg(e)|^2`` (commitment).
+    The latent is split into groups of ``len(levels)`` dimensions; dimension ``i`` of a group is
+    bounded by a shifted ``tanh`` to ``levels[i]`` values and rounded (straight-through gradient),
+    then rescaled to ``[-1, 1]``. A group's code is one of ``prod(levels)``; there is no codebook
+    to learn, so no loss and no collapse of unused entries.
     """
 
-    def __init__(self, dim: int, group_dim: int = 16, codebook_size: int = 64, beta: float = 0.25) -> None:
+    def __init__(self, dim: int, levels: tuple[int, ...] | list[int] = (8, 8), eps: float = 1e-3) -> None:
         super().__init__()
-        if dim % group_dim:
-            raise ValueError(f"latent dim {dim} is not a multiple of vq group_dim {group_dim}")
-        self.group_dim, self.beta = group_dim, beta
-        self.codebook = nn.Parameter(torch.randn(codebook_size, group_dim) / math.sqrt(group_dim))
+        levels = [int(v) for v in levels]
+        if not levels or min(levels) < 2:
+            raise ValueError(f"fsq levels must be integers >= 2, got {levels}")
+        if dim % len(levels):
+            raise ValueError(f"latent dim {dim} is not a multiple of len(fsq_levels) = {len(levels)}")
+        lv = torch.tensor(levels, dtype=torch.float32)
+        self.register_buffer("levels", lv, persistent=False)
+        self.register_buffer("basis", torch.cumprod(torch.cat([lv.new_ones(1), lv[:-1]]), 0), persistent=False)
+        self.group, self.eps = len(levels), eps
+        self.codebook_size = math.prod(levels)
 
-    def forward(self, z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """Returns ``(z_q, vq_loss, code_indices)``; ``z_q`` has ``z``'s shape and dtype."""
-        flat = z.float().reshape(-1, self.group_dim)
-        dist = (flat.pow(2).sum(1, keepdim=True) - 2 * flat @ self.codebook.t()
-                + self.codebook.pow(2).sum(1)[None])
-        idx = dist.argmin(1)
-        q = self.codebook[idx]
-        loss = F.mse_loss(q, flat.detach()) + self.beta * F.mse_loss(flat, q.detach())
-        q = flat + (q - flat).detach()
-        return q.view(z.shape).to(z.dtype), loss, idx.view(z.shape[0], -1)
+    def forward(self, z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Returns ``(z_q, codes)``: ``z_q`` has ``z``'s shape and dtype, ``codes`` is
+        ``(B, n_groups)`` int64 in ``[0, codebook_size)``."""
+        g = z.float().reshape(z.shape[0], -1, self.group)
+        half = (self.levels - 1) * (1 - self.eps) / 2
+        offset = (self.levels % 2 == 0).float() * 0.5
+        bounded = torch.tanh(g + torch.atanh(offset / half)) * half - offset
+        rounded = bounded + (torch.round(bounded) - bounded).detach()
+        width = torch.div(self.levels, 2, rounding_mode="floor")
+        codes = ((torch.round(bounded) + width) * self.basis).sum(-1).long()
+        return (rounded / width).reshape(z.shape).to(z.dtype), codes
+
+
+def code_usage(codes: torch.Tensor, codebook_size: int) -> float:
+    """Mean over groups of the fraction of the ``codebook_size`` codes that ``codes``
+    ``(N, n_groups)`` uses at least once."""
+    codes = codes.reshape(codes.shape[0], -1).long()
+    onehot = torch.zeros(codes.shape[1], codebook_size, dtype=torch.bool, device=codes.device)
+    onehot[torch.arange(codes.shape[1], device=codes.device).expand_as(codes), codes] = True
+    return float(onehot.float().mean())
 
 
 def count_parameters(*modules: nn.Module) -> int:

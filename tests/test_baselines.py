@@ -10,7 +10,7 @@ import torch
 import baselines
 from baselines import nets
 from baselines.augment import Augmenter
-from baselines.common import LinearProbe, Runtime, RuntimeConfig, TransitionSampler, cosine_with_warmup, from_dict
+from baselines.common import LinearProbe, Runtime, RuntimeConfig, TransitionSampler, from_dict, linear_with_warmup
 from dcsbench.agent import EnvSpec
 from dcsbench.data import make_views_from_arrays
 
@@ -70,7 +70,11 @@ def test_paper_configs_hold_the_reference_values():
     sup = baselines.load_config("laom-sup", "paper")["lam"]
     assert sup["supervised"] and sup["labeled_batch_size"] == 128
     assert sup["sup_coef"] == 0.01 and sup["sup_coef_by_task"]["cheetah-run"] == 0.001
-    assert baselines.load_config("lapo", "paper")["lam"]["vq"]
+    assert baselines.load_config("lapo", "paper")["lam"]["quantize"] == "none"  # authors' LAPO
+    for method in ("laom", "laom-sup"):  # the authors' final configs
+        lam = baselines.load_config(method, "paper")["lam"]
+        assert lam["target"] == "ema" and lam["target_tau"] == 0.001 and not lam["encoder_norm_out"]
+        assert (lam["aug_shift_px"], lam["aug_rotate_deg"], lam["aug_perspective"]) == (14, 90, 0.5)
     assert baselines.load_config("idm", "paper")["idm"]["encoder_scale"] == 12
     assert baselines.load_config("bc", "paper")["bc"]["updates"] == 10000
 
@@ -162,26 +166,55 @@ def test_prefetched_stream_gives_the_same_batches(views):
     threaded.close()
 
 
-def test_augmenter_applies_one_transform_per_sample_to_all_frames():
-    g = torch.Generator().manual_seed(0)
-    x = torch.rand(4, 9, 64, 64)
-    a, b = Augmenter()(x, x.clone(), generator=g)
-    assert torch.equal(a, b) and a.shape == x.shape
-    assert not torch.allclose(a, x)
-    ident, = Augmenter(0.0, 0.0, 0.0)(x)
-    torch.testing.assert_close(ident, x, atol=1e-5, rtol=0)
+def test_augmenter_draws_the_authors_choices_per_image_and_shares_them_across_frames():
+    from baselines.augment import CHOICES
+    aug = Augmenter()
+    m, idx = aug.homographies(4000, torch.Generator().manual_seed(0), "cpu")
+    counts = torch.bincount(idx, minlength=len(CHOICES))
+    assert len(CHOICES) == 8 and "nothing" in CHOICES and counts.min() > 400  # ~500 each
+    ident = idx == CHOICES.index("nothing")
+    torch.testing.assert_close(m[ident], torch.eye(3).expand(int(ident.sum()), 3, 3))
+    shift = m[idx == CHOICES.index("shift")]
+    assert shift[:, :2, 2].abs().max() == 14 and torch.equal(shift[:, :2, 2], shift[:, :2, 2].round())
+    # every frame of a stack moves with its sample: channels 0-2 and 6-8 of a repeated frame agree
+    frame = torch.rand(16, 3, 64, 64)
+    out = aug(frame.repeat(1, 3, 1, 1), generator=torch.Generator().manual_seed(1))
+    torch.testing.assert_close(out[:, :3], out[:, 6:])
+    # identity samples come back unchanged; the two calls on one batch draw independently
+    g = torch.Generator().manual_seed(2)
+    _, idx2 = aug.homographies(16, torch.Generator().manual_seed(2), "cpu")
+    a = aug(frame, generator=g)
+    b = aug(frame, generator=g)
+    keep = idx2 == CHOICES.index("nothing")
+    torch.testing.assert_close(a[keep], frame[keep], atol=1e-4, rtol=0)
+    assert not torch.allclose(a, b)
 
 
-def test_cosine_schedule_warms_up_then_decays_to_zero():
+def test_linear_schedule_warms_up_then_decays_to_zero():
     opt = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=1.0)
-    sched = cosine_with_warmup(opt, warmup=4, total=12)
+    sched = linear_with_warmup(opt, warmup=4, total=12)
     lrs = []
     for _ in range(12):
         lrs.append(opt.param_groups[0]["lr"])
         opt.step()
         sched.step()
-    assert lrs[:4] == [0.25, 0.5, 0.75, 1.0]
-    assert all(a >= b for a, b in zip(lrs[3:], lrs[4:])) and lrs[-1] < 0.05
+    assert lrs[:5] == [0.0, 0.25, 0.5, 0.75, 1.0]
+    assert lrs[4:] == pytest.approx([1 - i / 8 for i in range(8)])
+    sched.step()
+    assert opt.param_groups[0]["lr"] == 0.0
+
+
+def test_models_are_orthogonally_initialised_with_zero_bias():
+    from baselines import laom
+    m = laom.LAOMModel(9, 6, from_dict(laom.LAOMStage, {"encoder_scale": 1, "hidden_dim": 32,
+                                                          "latent_dim": 16, "supervised": True}))
+    for mod in m.modules():
+        if isinstance(mod, (torch.nn.Linear, torch.nn.Conv2d)):
+            w = mod.weight.reshape(mod.weight.shape[0], -1)
+            gram = w @ w.t() if w.shape[0] <= w.shape[1] else w.t() @ w
+            torch.testing.assert_close(gram, torch.eye(len(gram)), atol=1e-4, rtol=0)
+            assert not mod.bias.any()
+    assert not any(isinstance(x, torch.nn.LayerNorm) for x in m.idm.encoder.modules())  # norm off
 
 
 def test_probe_sends_no_gradient_into_the_model():
@@ -191,14 +224,20 @@ def test_probe_sends_no_gradient_into_the_model():
     assert model.weight.grad is None and probe.linear.weight.grad is not None
 
 
-def test_vector_quantizer_snaps_to_codebook():
-    vq = nets.VectorQuantizer(32, group_dim=8, codebook_size=5)
-    z = torch.randn(3, 32, requires_grad=True)
-    q, loss, idx = vq(z)
-    assert idx.shape == (3, 4) and loss.item() > 0
-    torch.testing.assert_close(q.detach().view(-1, 8), vq.codebook[idx.view(-1)].detach())
+def test_fsq_rounds_to_its_levels_with_straight_through_gradients():
+    fsq = nets.FSQ(6, levels=[8, 5])
+    z = (torch.randn(2000, 6) * 1.5).requires_grad_(True)
+    q, codes = fsq(z)
+    assert codes.shape == (2000, 3) and codes.min() >= 0 and codes.max() < 40 == fsq.codebook_size
+    g = q.detach().view(2000, 3, 2)
+    assert set((g[..., 0] * 4).round().unique().tolist()) <= set(range(-4, 4))  # 8 levels
+    assert set((g[..., 1] * 2).round().unique().tolist()) <= set(range(-2, 3))  # 5 levels
+    torch.testing.assert_close(g * torch.tensor([4.0, 2.0]), (g * torch.tensor([4.0, 2.0])).round())
+    assert nets.code_usage(codes, 40) > 0.9  # wide inputs reach (nearly) every code
     q.sum().backward()
-    assert z.grad is not None  # straight-through
+    assert z.grad is not None and z.grad.abs().sum() > 0  # straight-through
+    with pytest.raises(ValueError, match="multiple"):
+        nets.FSQ(7, levels=[8, 5])
 
 
 # ------------------------------------------------------------------------------ fit + act

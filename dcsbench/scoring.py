@@ -20,13 +20,24 @@ train set with every action revealed, evaluated under the same protocol. Lookup 
 3. the paper's Table 3 values (:data:`dcsbench.registry.REFERENCES`, DAVIS source only).
 
 A missing reference is an error (:class:`MissingReferenceError`, which names the command that
-measures it). Raw returns never depend on references, so the runner writes records even when
-no reference exists (``normalized_score: null`` plus a warning) and :func:`records_to_frame`
-recomputes every score from the raw returns with the references known *now*; pass
-``missing_reference="nan"`` to keep such runs with NaN scores instead of failing.
+measures it). Records hold raw returns only (record version 2 has no ``normalized_score``; a
+version-1 record's stored value is ignored): :func:`record_scores` computes a record's
+normalized scores from its raw returns with the references known *now*. It is the one place
+that normalizes: :func:`records_to_frame` and the submission validator
+(:mod:`dcsbench.submissions`) both call it. Pass ``missing_reference="nan"`` to
+:func:`records_to_frame` to keep runs without a reference with NaN scores instead of failing.
+
+Offline metrics appear in the frame as ``offline_<name>`` under the version-2 names
+(``probe_mse_train``, ``probe_mse_novel``, ``action_var_train``, ``action_var_novel``,
+``probe_mse_train_random``); version-1 names are renamed
+(:func:`dcsbench.results.offline_metrics_v2`).
 
 The generalization score (novel backgrounds) is normalized by the same reference as the
 primary score (BC with train backgrounds), so it shows the drop under unseen distractors.
+
+Comparing methods over different cells is not a comparison: :func:`label_efficiency` takes
+``cells``, one common set of ``(task_key, budget, seed)`` cells; every group is scored on exactly
+those cells and a group that lacks any of them gets no summary score (``complete`` False).
 
 Aggregates follow rliable (Agarwal et al., 2021): a group's scores form a matrix of
 ``runs x tasks`` (tasks = dataset + source, runs = seeds present for every task); point
@@ -48,7 +59,7 @@ from typing import Any, Callable, Iterable, Sequence
 import numpy as np
 
 from dcsbench import registry
-from dcsbench.results import ResultRecord, atomic_write_text, load_record
+from dcsbench.results import ResultRecord, atomic_write_text, load_record, offline_metrics_v2
 
 #: Measured references shipped with the package (written by ``dcsbench reference``).
 REFERENCES_FILE = Path(__file__).parent / "registry_data" / "references.json"
@@ -213,10 +224,31 @@ def load_records(paths: Iterable[str | os.PathLike]) -> list[tuple[Path, ResultR
 #: Columns of :func:`records_to_frame` (offline metrics are appended as ``offline_<name>``).
 FRAME_COLUMNS = (
     "method", "method_version", "dataset", "task", "setting", "tier", "source", "task_key",
-    "budget", "seed", "n_episodes", "protocol_compliant", "primary_return",
-    "generalization_return", "reference_return", "primary_score", "generalization_score",
-    "timestamp", "path",
+    "budget", "seed", "n_episodes", "episode_length", "record_version", "protocol_compliant",
+    "primary_return", "generalization_return", "reference_return", "primary_score",
+    "generalization_score", "timestamp", "path",
 )
+
+
+def record_scores(record: ResultRecord,
+                  references: dict[str, MeasuredReference] | None = None) -> dict[str, float]:
+    """Normalized scores of one record, from its raw mean returns and the reference known now.
+
+    The only normalization in dcsbench (see the module docstring): a stored
+    ``normalized_score`` (version-1 records) is never read.
+
+    Returns:
+        ``{"reference_return", "primary_score", "generalization_score"}``; the generalization
+        score is NaN when the record has no generalization evaluation.
+
+    Raises:
+        MissingReferenceError: no reference for the record's dataset and source.
+    """
+    ref = get_reference(record.task, record.setting, record.source, record.dataset.name,
+                        references).ret
+    gen = record.generalization.mean_return if record.generalization is not None else math.nan
+    return {"reference_return": ref, "primary_score": record.primary.mean_return / ref,
+            "generalization_score": gen / ref}
 
 
 def records_to_frame(records: Iterable[ResultRecord | tuple[Any, ResultRecord] | str | os.PathLike],
@@ -254,7 +286,7 @@ def records_to_frame(records: Iterable[ResultRecord | tuple[Any, ResultRecord] |
     rows = []
     for path, r in items:
         try:
-            ref = get_reference(r.task, r.setting, r.source, r.dataset.name, refs).ret
+            scores = record_scores(r, refs)
         except MissingReferenceError:
             if missing_reference == "error":
                 raise
@@ -262,19 +294,20 @@ def records_to_frame(records: Iterable[ResultRecord | tuple[Any, ResultRecord] |
                 warnings.warn(f"no reference for {r.dataset.name} ({r.source}): "
                               f"normalized scores are NaN", stacklevel=2)
                 warned.add(r.dataset.name)
-            ref = math.nan
+            scores = {"reference_return": math.nan, "primary_score": math.nan,
+                      "generalization_score": math.nan}
         gen = r.generalization.mean_return if r.generalization is not None else math.nan
         row = {
             "method": r.method.name, "method_version": r.method.version,
             "dataset": r.dataset.name, "task": r.task, "setting": r.setting, "tier": r.tier,
             "source": r.source, "task_key": f"{r.dataset.name}/{r.source}",
             "budget": r.budget, "seed": r.seed, "n_episodes": len(r.primary.returns),
+            "episode_length": r.episode_length, "record_version": r.record_version,
             "protocol_compliant": r.protocol_compliant,
             "primary_return": r.primary.mean_return, "generalization_return": gen,
-            "reference_return": ref, "primary_score": r.primary.mean_return / ref,
-            "generalization_score": gen / ref, "timestamp": r.timestamp, "path": path,
+            **scores, "timestamp": r.timestamp, "path": path,
         }
-        row.update({f"offline_{k}": v for k, v in r.offline_metrics.items()})
+        row.update({f"offline_{k}": v for k, v in offline_metrics_v2(r).items()})
         rows.append(row)
     frame = pd.DataFrame(rows, columns=None if rows else list(FRAME_COLUMNS))
     if dedupe and len(frame):
@@ -430,34 +463,80 @@ def probability_of_improvement(records_or_frame, baseline: str = "bc",
     return pd.DataFrame(rows)
 
 
+Cell = tuple[str, int, int]
+
+
+def cells_of(frame, score: str | None = None) -> set[Cell]:
+    """The ``(task_key, budget, seed)`` cells of a frame (only rows with a finite ``score`` if
+    ``score`` is given)."""
+    if score is not None:
+        frame = frame[np.isfinite(frame[score].to_numpy(dtype=float))]
+    return {(str(t), int(b), int(s)) for t, b, s in
+            zip(frame["task_key"], frame["budget"], frame["seed"])}
+
+
+def in_cells(frame, cells: Iterable[Cell]):
+    """Boolean mask of the frame rows whose ``(task_key, budget, seed)`` is in ``cells``."""
+    cells = set(cells)
+    return np.array([(str(t), int(b), int(s)) in cells for t, b, s in
+                     zip(frame["task_key"], frame["budget"], frame["seed"])], dtype=bool)
+
+
+def _log_mean(budgets: np.ndarray, values: np.ndarray) -> float:
+    x = np.log2(budgets.astype(float).clip(min=1))
+    if len(x) == 1:
+        return float(values[0])
+    return float(np.sum((values[1:] + values[:-1]) / 2 * np.diff(x)) / (x[-1] - x[0]))
+
+
 def label_efficiency(records_or_frame, metric: str = "iqm", by: Sequence[str] = ("method",),
                      score: str = "primary_score", reps: int = DEFAULT_REPS, seed: int = 0,
-                     missing_reference: str = "error"):
+                     missing_reference: str = "error", cells: Iterable[Cell] | None = None):
     """Label-efficiency: the aggregate score at each budget, and its mean over log2(budget).
 
     The summary ``log_mean`` is the area under the curve (trapezoid rule) of ``metric`` against
     ``log2(budget)``, divided by the log2 range of the budgets: the curve's mean on a log axis.
     With a single budget it is that budget's value.
 
+    Args:
+        cells: one common set of ``(task_key, budget, seed)`` cells (e.g. the cells of the
+            reference rows of a leaderboard track). Every group is then scored on exactly these
+            cells (its other runs are left out of the curve) and a group lacking any of them
+            gets ``log_mean`` NaN and ``complete`` False, so groups are only compared over the
+            same budgets, tasks and seeds. None (default): each group over its own cells, which
+            is not comparable between groups with different coverage.
+
     Returns:
-        ``(curve, summary)``: ``curve`` is :func:`aggregate` by ``by + budget``; ``summary``
-        has the ``by`` columns, ``budgets`` (list), ``log_mean``.
+        ``(curve, summary)``: ``curve`` is :func:`aggregate` by ``by + budget`` (of the frame
+        restricted to ``cells`` when given); ``summary`` has the ``by`` columns, ``budgets``
+        (list), ``log_mean``, ``complete`` (the group has every cell of ``cells``; True when
+        ``cells`` is None), ``n_cells`` (cells scored) and ``n_common`` (size of ``cells``, or
+        None).
     """
     import pandas as pd
 
     if metric not in ("mean", "iqm", "optimality_gap"):
         raise ValueError(f"metric must be mean, iqm or optimality_gap, got {metric!r}")
     frame = _as_frame(records_or_frame, missing_reference)
+    common = None if cells is None else {(str(t), int(b), int(s)) for t, b, s in cells}
+    if common is not None:
+        frame = frame[in_cells(frame, common)] if len(frame) else frame
     curve = aggregate(frame, by=[*by, "budget"], score=score, reps=reps, seed=seed)
+    if curve.empty:
+        return curve, pd.DataFrame()
+    have = {key: cells_of(sub, score) for key, sub in _groups(frame, by)}
     rows = []
     for key, sub in _groups(curve, by):
         sub = sub.dropna(subset=[metric]).sort_values("budget")
         if sub.empty:
             continue
-        x = np.log2(sub["budget"].to_numpy(dtype=float).clip(min=1))
-        y = sub[metric].to_numpy(dtype=float)
-        log_mean = float(y[0]) if len(x) == 1 else float(np.sum((y[1:] + y[:-1]) / 2 * np.diff(x)) / (x[-1] - x[0]))
-        rows.append(dict(zip(by, key), budgets=[int(b) for b in sub["budget"]], log_mean=log_mean))
+        got = have.get(key, set())
+        complete = common is None or common <= got
+        log_mean = (_log_mean(sub["budget"].to_numpy(), sub[metric].to_numpy(dtype=float))
+                    if complete else math.nan)
+        rows.append(dict(zip(by, key), budgets=[int(b) for b in sub["budget"]], log_mean=log_mean,
+                         complete=complete, n_cells=len(got),
+                         n_common=None if common is None else len(common)))
     return curve, pd.DataFrame(rows)
 
 

@@ -23,16 +23,18 @@ import math
 import os
 import re
 import stat
+import unicodedata
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
 
 from dcsbench import registry
-from dcsbench.results import MAX_RECORD_BYTES, RecordError, ResultRecord, parse_record
+from dcsbench.results import (MAX_RECORD_BYTES, RecordError, ResultRecord, error_message, parse_record,
+                              text_problem)
 
 #: Largest ``metadata.yaml`` accepted.
 MAX_METADATA_BYTES = 64_000
@@ -51,9 +53,29 @@ ALLOWED_TOP_LEVEL = {"metadata.yaml": "file", "README.md": "file", "results": "d
 #: Deepest nesting of ``[``/``{`` accepted in YAML (metadata is a flat mapping with short lists).
 MAX_YAML_BRACKET_DEPTH = 20
 
-#: Stored normalized scores must equal the recomputed ones to this tolerance.
+#: A version-1 record's stored normalized score (ignored) is reported when it differs from the
+#: recomputed one by more than this tolerance.
 SCORE_RTOL = 1e-6
 SCORE_ATOL = 1e-6
+
+#: The allow-list of submission folders that may set ``reference: true``.
+REFERENCE_SUBMISSIONS_FILE = Path(__file__).parent / "registry_data" / "reference_submissions.json"
+
+
+def reference_submissions(path: str | os.PathLike | None = None) -> frozenset[str]:
+    """Submission names allowed to be reference entries (:data:`REFERENCE_SUBMISSIONS_FILE`)."""
+    path = Path(path) if path is not None else REFERENCE_SUBMISSIONS_FILE
+    data = json.loads(path.read_text(encoding="utf-8"))
+    names = data.get("reference_submissions") if isinstance(data, dict) else None
+    if data.get("format") != 1 or not isinstance(names, list) or not all(
+            isinstance(n, str) and SUBMISSION_NAME.fullmatch(n) for n in names):
+        raise ValueError(f"{path}: not a reference allow-list (format 1, list of submission names)")
+    return frozenset(names)
+
+
+def _name_key(text: str) -> str:
+    """Compatibility-folded, case-folded letters and digits only: ``"B.C"`` and ``"ｂｃ"`` give ``"bc"``."""
+    return "".join(ch for ch in unicodedata.normalize("NFKC", text).casefold() if ch.isalnum())
 
 
 # --------------------------------------------------------------------------------------------
@@ -217,6 +239,9 @@ def check_url(url: str) -> str:
     """Return ``url`` if it is a plain ``http``/``https`` URL with a host, else raise ValueError."""
     if any(c.isspace() or ord(c) < 32 or c in "<>\"'`\\" for c in url):
         raise ValueError("URL contains whitespace, quotes or control characters")
+    why = text_problem(url)
+    if why:
+        raise ValueError(f"URL {why}")
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https"):
         raise ValueError(f"only http:// and https:// URLs are allowed, not {parts.scheme or 'no'} scheme")
@@ -238,13 +263,20 @@ class Metadata(BaseModel):
         labels_used: which labels the method uses, e.g. "actions of the labeled-B trajectories
             only, for the decoder" or "labels also during LAM training".
         compute: hardware and time per run, e.g. "1x H100, 2 h per run".
-        reference: True only for the reference baselines shipped with dcsbench.
+        reference: True only for the reference baselines shipped with dcsbench, i.e. the folders
+            of the allow-list :data:`REFERENCE_SUBMISSIONS_FILE`.
         contact: optional e-mail or handle.
+
+    Types are strict (``reference: "true"`` is not a boolean). Displayed text carries no control
+    characters (newline and tab are allowed in ``description``, ``labels_used`` and
+    ``compute`` only) and no bidirectional formatting characters; a non-reference submission
+    cannot use a reference baseline's name as its display name.
     """
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
 
     method: str = Field(pattern=SUBMISSION_NAME.pattern)
+    reference: bool = False
     display_name: str | None = Field(default=None, min_length=1, max_length=80)
     version: str = Field(default="1", min_length=1, max_length=64)
     authors: list[str] = Field(min_length=1, max_length=100)
@@ -253,15 +285,61 @@ class Metadata(BaseModel):
     description: str = Field(min_length=1, max_length=4000)
     labels_used: str = Field(min_length=1, max_length=1000)
     compute: str = Field(min_length=1, max_length=1000)
-    reference: bool = False
     contact: str | None = Field(default=None, max_length=200)
+
+    @field_validator("reference")
+    @classmethod
+    def _reference(cls, v: bool, info: ValidationInfo) -> bool:
+        method = info.data.get("method")
+        if v and method not in reference_submissions():
+            raise ValueError(f"only the reference baselines shipped with dcsbench "
+                             f"({', '.join(sorted(reference_submissions()))}; allow-list "
+                             f"dcsbench/registry_data/{REFERENCE_SUBMISSIONS_FILE.name}) may set "
+                             f"reference: true, not {method!r}")
+        return v
+
+    @field_validator("display_name")
+    @classmethod
+    def _display_name(cls, v: str | None, info: ValidationInfo) -> str | None:
+        if v is None:
+            return v
+        why = text_problem(v)
+        if why:
+            raise ValueError(why)
+        if not v.strip():
+            raise ValueError("must not be blank")
+        if not info.data.get("reference") and info.data.get("method") is not None:
+            taken = {_name_key(n): n for n in reference_submissions()}
+            if _name_key(v) in taken and info.data["method"] != taken[_name_key(v)]:
+                raise ValueError(f"{v!r} is the name of the reference baseline "
+                                 f"{taken[_name_key(v)]!r}; choose a name of your own")
+        return v
+
+    @field_validator("version", "contact")
+    @classmethod
+    def _line_text(cls, v: str | None) -> str | None:
+        why = None if v is None else text_problem(v)
+        if why:
+            raise ValueError(why)
+        return v
+
+    @field_validator("description", "labels_used", "compute")
+    @classmethod
+    def _paragraph_text(cls, v: str) -> str:
+        why = text_problem(v, multiline=True)
+        if why:
+            raise ValueError(why)
+        return v
 
     @field_validator("authors")
     @classmethod
     def _authors(cls, v: list[str]) -> list[str]:
-        for a in v:
+        for i, a in enumerate(v):
             if not a.strip() or len(a) > 200:
                 raise ValueError("each author must be a non-empty name of at most 200 characters")
+            why = text_problem(a)
+            if why:
+                raise ValueError(f"authors[{i}] {why}")
         return v
 
     @field_validator("paper_url", "code_url")
@@ -279,7 +357,7 @@ def _pydantic_problems(err: ValidationError, path: str) -> list[Problem]:
     out = []
     for e in err.errors():
         loc = ".".join(str(p) for p in e["loc"]) or "<file>"
-        msg = e["msg"]
+        msg = error_message(e)
         if e["type"] == "missing":
             msg = "required field is missing"
         elif e["type"] == "extra_forbidden":
@@ -411,13 +489,14 @@ def coverage_of(records: list[ResultRecord]) -> dict[tuple[str, str, str], Cover
     return dict(sorted(out.items()))
 
 
-def _recompute_score(mean_return: float, rec: ResultRecord) -> float | None:
-    """Normalized score from the raw mean return via :mod:`dcsbench.scoring` (None if no reference)."""
+def _recompute_score(rec: ResultRecord, references=None) -> dict[str, float] | None:
+    """The record's normalized scores, computed from its raw returns by the same function as
+    :func:`dcsbench.scoring.records_to_frame` (:func:`dcsbench.scoring.record_scores`): a dict
+    with ``primary_score`` and ``generalization_score``, or None when no reference is known."""
     from dcsbench import scoring
 
     try:
-        return float(scoring.normalized_score(mean_return, rec.task, rec.setting, rec.source,
-                                              dataset=rec.dataset.name))
+        return scoring.record_scores(rec, references)
     except scoring.MissingReferenceError:
         return None
 
@@ -431,6 +510,12 @@ def check_record(rec: ResultRecord, origin: str, sub: Submission, known, metadat
     marked non-protocol) into warnings, for preview boards; everything else stays an error.
     """
     size_problem = sub.warn if allow_noncompliant else sub.error
+    if rec.episode_length > registry.EPISODE_LENGTH:
+        sub.error(origin, "episode_length", f"{rec.episode_length} steps per episode, longer than "
+                                            f"the protocol's {registry.EPISODE_LENGTH}")
+    elif rec.episode_length != registry.EPISODE_LENGTH:
+        size_problem(origin, "episode_length", f"{rec.episode_length} steps per episode, not the "
+                                               f"protocol's {registry.EPISODE_LENGTH}")
     if rec.protocol_version != registry.PROTOCOL_VERSION:
         sub.error(origin, "protocol_version", f"{rec.protocol_version} is not the current protocol "
                                               f"version {registry.PROTOCOL_VERSION}; re-run with this dcsbench")
@@ -458,6 +543,11 @@ def check_record(rec: ResultRecord, origin: str, sub: Submission, known, metadat
         sub.error(origin, "seed", f"{rec.seed} is not an official seed "
                                   f"({', '.join(map(str, registry.OFFICIAL_SEEDS))})")
     want_seeds = list(registry.EVAL_EPISODE_SEEDS)
+    scores = _recompute_score(rec) if check_scores else None
+    if check_scores and scores is None:
+        sub.error(origin, "dataset.name",
+                  f"no reference return for {rec.dataset.name} ({rec.source}); the score "
+                  f"cannot be normalized (measure it: dcsbench reference {rec.dataset.name})")
     for part, pool in (("primary", "train"), ("generalization", "novel")):
         res = getattr(rec, part)
         if res is None:
@@ -473,18 +563,13 @@ def check_record(rec: ResultRecord, origin: str, sub: Submission, known, metadat
             (size_problem if is_prefix else sub.error)(origin, f"{part}.episode_seeds",
                       f"{len(res.episode_seeds)} episodes with seeds that are not the protocol's "
                       f"{len(want_seeds)} evaluation seeds ({want_seeds[0]}..{want_seeds[-1]})")
-        if check_scores:
-            expect = _recompute_score(res.mean_return, rec)
-            if expect is None:
-                sub.error(origin, f"{part}.normalized_score",
-                          f"no reference return for {rec.dataset.name} ({rec.source}); the score "
-                          f"cannot be normalized (measure it: dcsbench reference {rec.dataset.name})")
-            elif res.normalized_score is None:
-                sub.warn(origin, f"{part}.normalized_score", f"not stored; recomputed as {expect:.6g}")
-            elif not math.isclose(res.normalized_score, expect, rel_tol=SCORE_RTOL, abs_tol=SCORE_ATOL):
-                sub.error(origin, f"{part}.normalized_score",
-                          f"stored {res.normalized_score:.6g} but the raw returns give {expect:.6g} "
-                          "(tampered or computed with another reference)")
+        expect = None if scores is None else scores[f"{part}_score"]
+        if res.normalized_score is not None and expect is not None and not math.isclose(
+                res.normalized_score, expect, rel_tol=SCORE_RTOL, abs_tol=SCORE_ATOL):
+            # version 1 only (version 2 rejects a stored score): the stored value is never used
+            sub.warn(origin, f"{part}.normalized_score",
+                     f"stored {res.normalized_score:.6g} is ignored; the raw returns give {expect:.6g} "
+                     "with the current reference")
     if known is not None:
         errs, warns = known.check(rec.dataset.name, rec.dataset.revision, rec.dataset.content_hash,
                                   rec.dataset.labeled_subset_hash, rec.budget, rec.source)

@@ -1,8 +1,11 @@
 """Synthetic submissions for the submission and leaderboard tests (records built with pydantic).
 
-Every record cites a fake but *known* dataset build (see :func:`make_known`) and stores the
-normalized score that :mod:`dcsbench.scoring` recomputes from its returns under the references
-written by :func:`write_references` (reference return ``REF_RETURN[task]``).
+Every record cites a fake but *known* dataset build (see :func:`make_known`); its returns give
+the wanted normalized score under the references written by :func:`write_references`
+(reference return ``REF_RETURN[task]``). Records are version 2 (facts only: no stored
+normalized score, v2 offline-metric names) unless ``version=1`` is asked for, which writes the
+old layout (no ``record_version``/``episode_length``, a stored ``normalized_score``, v1
+offline-metric names).
 """
 
 from __future__ import annotations
@@ -17,7 +20,7 @@ import yaml
 
 from dcsbench import registry, scoring
 from dcsbench.known_datasets import KnownBuild, KnownDatasets
-from dcsbench.results import ResultRecord, save_record
+from dcsbench.results import RECORD_VERSION, ResultRecord, save_record
 
 TIER = "tiny"
 SETTING = "distractors"
@@ -64,19 +67,32 @@ def write_references(path: Path) -> Path:
 
 
 def make_record(method: str, task: str, budget: int, seed: int, score: float,
-                gen_drop: float = 0.8, rng: np.random.Generator | None = None) -> ResultRecord:
-    """A protocol-compliant record whose mean primary normalized score is about ``score``."""
+                gen_drop: float = 0.8, rng: np.random.Generator | None = None,
+                version: int = RECORD_VERSION) -> ResultRecord:
+    """A protocol-compliant record whose mean primary normalized score is about ``score``
+    (record layout ``version``: 2, or the old 1)."""
     rng = rng or np.random.default_rng(zlib.crc32(f"{method}/{task}/{budget}/{seed}".encode()))
     ref = REF_RETURN[task]
     seeds = list(registry.EVAL_EPISODE_SEEDS)
 
     def ev(bg: str, target: float) -> dict:
-        rets = [float(x) for x in np.round(target * ref + rng.normal(0, 0.05 * ref, len(seeds)), 3)]
+        rets = [float(x) for x in np.clip(np.round(target * ref + rng.normal(0, 0.05 * ref, len(seeds)), 3),
+                                          0, registry.EPISODE_LENGTH)]
         mean = sum(rets) / len(rets)
-        return {"backgrounds": bg, "episode_seeds": seeds, "returns": rets, "mean_return": mean,
-                "normalized_score": mean / ref}
+        out = {"backgrounds": bg, "episode_seeds": seeds, "returns": rets, "mean_return": mean}
+        return {**out, "normalized_score": mean / ref} if version == 1 else out
 
+    probe = round(0.5 / (1 + budget) + 0.01 * seed, 6)
+    if version == 1:
+        versioned = {"offline_metrics": {"probe_mse_eval": probe, "action_var_eval": 0.5}}
+    else:
+        versioned = {"record_version": version, "episode_length": registry.EPISODE_LENGTH,
+                     "offline_metrics": {"probe_mse_novel": probe, "action_var_novel": 0.5,
+                                         "probe_mse_train": probe / 2, "action_var_train": 0.4,
+                                         "probe_mse_train_random": 0.45, "probe_alpha": 0.01, "latent_dim": 8.0,
+                                         "probe_fit_n": 512.0, "probe_novel_test_n": 256.0}}
     return ResultRecord.model_validate({
+        **versioned,
         "protocol_version": registry.PROTOCOL_VERSION, "dcsbench_version": "0.1.0",
         "git_commit": "0" * 40,
         "method": {"name": method, "version": "1", "config": {"lr": 3e-4}, "num_parameters": 1234},
@@ -85,8 +101,6 @@ def make_record(method: str, task: str, budget: int, seed: int, score: float,
         "dataset": {"name": dataset_name(task), "revision": REVISION,
                     "content_hash": content_hash(task), "labeled_subset_hash": subset_hash(task, budget)},
         "primary": ev("train", score), "generalization": ev("novel", score * gen_drop),
-        "offline_metrics": {"probe_mse_eval": round(0.5 / (1 + budget) + 0.01 * seed, 6),
-                            "action_var_eval": 0.5},
         "stage_seconds": {"fit": 1.0, "eval": 2.0}, "hardware": {"cpu": "test"},
         "timestamp": "2026-01-01T00:00:00+00:00",
     })
@@ -107,8 +121,9 @@ def metadata(method: str, **overrides) -> dict:
 
 def write_submission(root: Path, method: str, quality: float = 0.5,
                      tasks=tuple(registry.TASKS), budgets=None, seeds=registry.OFFICIAL_SEEDS,
-                     meta: dict | None = None) -> Path:
-    """Write ``root/method`` with metadata and one record per (task, budget, seed).
+                     meta: dict | None = None, version: int = RECORD_VERSION) -> Path:
+    """Write ``root/method`` with metadata and one record (layout ``version``) per
+    (task, budget, seed).
 
     The score grows with log2(budget) up to ``quality``, so methods are distinguishable.
     """
@@ -121,8 +136,13 @@ def write_submission(root: Path, method: str, quality: float = 0.5,
         for b in budgets:
             for s in seeds:
                 score = quality * (0.4 + 0.2 * np.log2(b)) + 0.03 * s
-                save_record(make_record(method, task, b, s, score),
-                            folder / "results" / f"{dataset_name(task)}_b{b}_s{s}.json")
+                rec = make_record(method, task, b, s, score, version=version)
+                path = folder / "results" / f"{dataset_name(task)}_b{b}_s{s}.json"
+                if version == 1:  # as old records were written: no record_version/episode_length
+                    data = rec.model_dump(mode="json", exclude={"record_version", "episode_length"})
+                    path.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
+                else:
+                    save_record(rec, path)
     return folder
 
 

@@ -178,12 +178,27 @@ def test_wrong_labeled_subset_hash(sub, known):
                  "dataset.labeled_subset_hash", "other labeled trajectories")
 
 
-def test_tampered_score(sub, known):
-    def tamper(d):
-        d["primary"]["normalized_score"] = d["primary"]["normalized_score"] + 0.1
-    sf.edit_record(first_record(sub), tamper)
+def test_stored_score_rejected_in_v2(sub, known):
+    sf.edit_record(first_record(sub), lambda d: d["primary"].update(normalized_score=0.5))
     assert_error(validate_submission(sub, known=known), first_record(sub).name,
-                 "primary.normalized_score", "raw returns give")
+                 "primary", "normalized_score must be absent")
+
+
+def test_v1_stored_score_is_ignored_with_a_warning(tmp_path, refs, known):
+    """A version-1 record keeps loading; its stored score is never used (scores come from the
+    returns), and one that disagrees with the returns is pointed out."""
+    folder = sf.write_submission(tmp_path / "subs", "old", tasks=("cheetah-run",), version=1)
+    rec = first_record(folder)
+    assert "record_version" not in json.loads(rec.read_text())
+    sf.edit_record(rec, lambda d: d["primary"].update(normalized_score=9.9))
+    s = validate_submission(folder, known=known)
+    assert s.ok, errors(s)
+    hits = [p for p in s.warnings if p.field == "primary.normalized_score" and "ignored" in p.message]
+    assert len(hits) == 1 and rec.name in hits[0].path
+    frame = scoring.records_to_frame(s.records)
+    assert frame["primary_score"].max() < 2.0
+    assert {"offline_probe_mse_novel", "offline_action_var_novel"} <= set(frame.columns)
+    assert "offline_probe_mse_eval" not in frame.columns
 
 
 def test_tampered_returns_break_the_mean(sub, known):
@@ -195,7 +210,7 @@ def test_tampered_returns_break_the_mean(sub, known):
 def test_missing_reference_is_reported(sub, known, tmp_path, monkeypatch):
     monkeypatch.setenv(scoring.REFERENCES_ENV, str(tmp_path / "none.json"))
     assert_error(validate_submission(sub, known=known), first_record(sub).name,
-                 "primary.normalized_score", "no reference return")
+                 "dataset.name", "no reference return")
 
 
 def test_wrong_episode_seeds_and_pools(sub, known):

@@ -10,15 +10,25 @@ Results are grouped into *tracks* ``(setting, tier, source)``: numbers are only 
 a track. Per track and method:
 
 * per budget: mean and IQM of the normalized primary score over tasks x seeds, with 95%
-  stratified-bootstrap CIs (rliable via :func:`dcsbench.scoring.aggregate`);
+  stratified-bootstrap CIs (rliable via :func:`dcsbench.scoring.aggregate`), over every run
+  the method has;
 * label-efficiency score: the IQM-vs-budget curve's mean over log2(budget)
-  (:func:`dcsbench.scoring.label_efficiency`);
+  (:func:`dcsbench.scoring.label_efficiency`), computed over **one common set of
+  (task, budget, seed) cells** per track: the cells the reference rows cover (the full
+  task x budget x seed grid when the track has no reference row);
 * generalization score: the same label-efficiency score computed on the novel-background
   evaluation, plus its IQM per budget;
 * probability of improvement over BC at each budget when a ``bc`` submission exists;
 * per-task breakdown: mean and standard deviation over seeds of the normalized score;
-* latent-action probe MSE on the eval split (novel backgrounds), for methods with latents;
-* coverage: present / expected (task, budget, seed) cells; incomplete rows are marked.
+* latent-action probe MSE on the eval split (novel backgrounds, ``probe_mse_novel``), for
+  methods with latents;
+* coverage: present / expected (task, budget, seed) cells of the full grid; incomplete rows are
+  marked.
+
+Ranking: rows that hold every cell of the common set are ranked (1, 2, ...) by label-efficiency;
+rows missing any of them are shown *below* all ranked rows, unranked (``rank`` null,
+``ranked`` false, ``label_efficiency`` null), ordered by how many common cells they hold. So a
+submission cannot climb by holding only the cells where it does well.
 
 Only records of submissions without validation errors reach the aggregates; invalid
 submissions are listed with their errors. Nothing from a submission is executed.
@@ -39,8 +49,10 @@ from dcsbench import __version__, registry
 from dcsbench.results import atomic_write_text
 from dcsbench.submissions import Submission, discover, validate_submission
 
-#: Version of the leaderboard.json layout.
-BOARD_FORMAT = 1
+#: Version of the leaderboard.json layout (2: ranking over common cells, ``rank`` null for
+#: unranked rows, ``ranked``/``common_cells`` per row, ``ranking`` per track, probe keys
+#: ``probe_mse_novel``/``probe_rel_novel``).
+BOARD_FORMAT = 2
 
 
 @dataclass
@@ -122,22 +134,51 @@ def aggregate_board(subs: list[Submission], reps: int = 2000, seed: int = 0,
     }
 
 
+def ranking_cells(tf, info: dict[str, Any], setting: str, tier: str, source: str
+                  ) -> tuple[set[tuple[str, int, int]], str]:
+    """The common ``(task_key, budget, seed)`` cells a track is ranked on, and their basis.
+
+    The cells the reference rows (allow-listed ``reference: true`` submissions) hold, within
+    the track's full task x budget x seed grid; the full grid when no reference row has any.
+    Returns ``(cells, basis)`` with ``basis`` ``"reference rows"`` or ``"full grid"``.
+    """
+    from dcsbench import scoring
+
+    key_of = dict(zip(tf["task"], tf["task_key"]))
+    full = {(key_of.get(t, f"{t}-{setting}-{tier}/{source}"), b, s) for t in registry.TASKS
+            for b in registry.TIERS[tier].budgets for s in registry.OFFICIAL_SEEDS}
+    refs = [m for m in set(tf["method"]) if info.get(m, {}).get("reference")]
+    ref_cells = scoring.cells_of(tf[tf["method"].isin(refs)], "primary_score") & full
+    return (ref_cells, "reference rows") if ref_cells else (full, "full grid")
+
+
 def _track(track: str, tf, info, subs, reps, seed, baseline) -> dict[str, Any]:
     from dcsbench import scoring
 
     setting, tier, source = track.split("/")
     budgets = list(registry.TIERS[tier].budgets)
     tasks = [t for t in registry.TASKS if t in set(tf["task"])]
-    # label_efficiency's curve *is* aggregate(by=(method, budget)): one bootstrap serves both
-    agg, le = scoring.label_efficiency(tf, reps=reps, seed=seed)
+    common, basis = ranking_cells(tf, info, setting, tier, source)
+    task_of = dict(zip(tf["task_key"], tf["task"]))
+    # label-efficiency over the common cells only; when every run lies in them, its curve *is*
+    # aggregate(by=(method, budget)) and one bootstrap serves both
+    agg, le = scoring.label_efficiency(tf, reps=reps, seed=seed, cells=common)
+    if not scoring.in_cells(tf, common).all():
+        agg = scoring.aggregate(tf, by=("method", "budget"), reps=reps, seed=seed)
     gen_tf = tf[tf["generalization_score"].notna()]
-    gen, gen_le = (scoring.label_efficiency(gen_tf, score="generalization_score", reps=reps, seed=seed)
-                   if len(gen_tf) else (None, None))
+    gen, gen_le = None, None
+    if len(gen_tf):
+        gen, gen_le = scoring.label_efficiency(gen_tf, score="generalization_score", reps=reps,
+                                               seed=seed, cells=common)
+        if not scoring.in_cells(gen_tf, common).all():
+            gen = scoring.aggregate(gen_tf, by=("method", "budget"), score="generalization_score",
+                                    reps=reps, seed=seed)
     poi = scoring.probability_of_improvement(tf, baseline=baseline, reps=reps, seed=seed)
 
     rows = []
     for method, mf in tf.groupby("method", sort=True):
         cov = next(s for s in subs if s.metadata.method == method).coverage[(setting, tier, source)]
+        held = scoring.cells_of(mf, "primary_score") & common
         row: dict[str, Any] = {
             "method": method, "title": info[method]["title"], "reference": info[method]["reference"],
             "protocol_compliant": bool(mf["protocol_compliant"].all()),
@@ -145,6 +186,10 @@ def _track(track: str, tf, info, subs, reps, seed, baseline) -> dict[str, Any]:
             "coverage": {"present": len(cov.present & cov.expected), "expected": len(cov.expected),
                          "complete": cov.complete,
                          "missing": [list(c) for c in sorted(cov.missing)]},
+            "ranked": held == common,
+            "common_cells": {"present": len(held), "expected": len(common),
+                             "missing": sorted([task_of.get(k, k.split("/")[0]), b, s]
+                                               for k, b, s in common - held)},
             "budgets": {}, "per_task": {},
         }
         for b in budgets:
@@ -169,13 +214,15 @@ def _track(track: str, tf, info, subs, reps, seed, baseline) -> dict[str, Any]:
                                 poi_hi=_num(p.iloc[0]["prob_hi"]))
             if cell:
                 row["budgets"][str(b)] = cell
-        le_row = le[le["method"] == method]
-        row["label_efficiency"] = _num(le_row.iloc[0]["log_mean"]) if len(le_row) else None
-        row["label_efficiency_budgets"] = list(le_row.iloc[0]["budgets"]) if len(le_row) else []
-        if gen_le is not None and len(gen_le[gen_le["method"] == method]):
-            row["generalization"] = _num(gen_le[gen_le["method"] == method].iloc[0]["log_mean"])
-        else:
-            row["generalization"] = None
+        le_row = le[le["method"] == method] if len(le) else le
+        ranked = row["ranked"] and len(le_row) and bool(le_row.iloc[0]["complete"])
+        row["ranked"] = bool(ranked)
+        row["label_efficiency"] = _num(le_row.iloc[0]["log_mean"]) if ranked else None
+        row["label_efficiency_budgets"] = list(le_row.iloc[0]["budgets"]) if ranked else []
+        g = gen_le[gen_le["method"] == method] if gen_le is not None and len(gen_le) else None
+        row["generalization"] = (_num(g.iloc[0]["log_mean"])
+                                 if ranked and g is not None and len(g) and g.iloc[0]["complete"]
+                                 else None)
         for task, tfm in mf.groupby("task", sort=False):
             per = {}
             for b, bf in tfm.groupby("budget"):
@@ -186,33 +233,44 @@ def _track(track: str, tf, info, subs, reps, seed, baseline) -> dict[str, Any]:
                                     "mean_return": _num(bf["primary_return"].mean())}
             row["per_task"][task] = per
         rows.append(row)
-    rows.sort(key=lambda r: (not r["coverage"]["complete"],
-                             -(r["label_efficiency"] if r["label_efficiency"] is not None else -math.inf),
+    # ranked rows first (by label-efficiency over the common cells), then the unranked ones by
+    # how many common cells they hold: an unranked row is never above a ranked one
+    rows.sort(key=lambda r: (not r["ranked"],
+                             -(r["label_efficiency"] if r["label_efficiency"] is not None else -math.inf)
+                             if r["ranked"] else -r["common_cells"]["present"],
                              r["method"]))
     for i, r in enumerate(rows, 1):
-        r["rank"] = i
+        r["rank"] = i if r["ranked"] else None
     return {"track": track, "setting": setting, "tier": tier, "source": source,
-            "budgets": budgets, "tasks": tasks, "rows": rows}
+            "budgets": budgets, "tasks": tasks,
+            "ranking": {"basis": basis, "n_cells": len(common),
+                        "budgets": sorted({b for _, b, _ in common}),
+                        "tasks": [t for t in registry.TASKS
+                                  if t in {task_of.get(k, k.split("/")[0]) for k, _, _ in common}]},
+            "rows": rows}
 
 
 def _probe(runs) -> dict[str, Any]:
-    """Mean latent-action probe MSE on the eval split (novel backgrounds) over runs that report
-    it, and its mean ratio to the constant-predictor MSE (``action_var_eval``); {} if none."""
-    if "offline_probe_mse_eval" not in runs.columns:
+    """Mean latent-action probe MSE on the eval split (novel backgrounds, ``probe_mse_novel``;
+    ``probe_mse_eval`` in version-1 records) over runs that report it, and its mean ratio to the
+    constant-predictor MSE (``action_var_novel``); {} if none."""
+    if "offline_probe_mse_novel" not in runs.columns:
         return {}
-    have = runs[runs["offline_probe_mse_eval"].notna()]
+    have = runs[runs["offline_probe_mse_novel"].notna()]
     if have.empty:
         return {}
-    out = {"probe_mse_eval": _num(have["offline_probe_mse_eval"].mean())}
-    if "offline_action_var_eval" in have.columns and have["offline_action_var_eval"].notna().all():
-        out["probe_rel_eval"] = _num((have["offline_probe_mse_eval"] / have["offline_action_var_eval"]).mean())
+    out = {"probe_mse_novel": _num(have["offline_probe_mse_novel"].mean())}
+    if "offline_action_var_novel" in have.columns and have["offline_action_var_novel"].notna().all():
+        out["probe_rel_novel"] = _num((have["offline_probe_mse_novel"]
+                                       / have["offline_action_var_novel"]).mean())
     return out
 
 
-#: Columns of ``leaderboard.csv`` (one row per track x method x budget).
-CSV_COLUMNS = ("track", "rank", "method", "reference", "complete", "coverage", "budget",
+#: Columns of ``leaderboard.csv`` (one row per track x method x budget; ``rank`` is empty for
+#: unranked rows).
+CSV_COLUMNS = ("track", "rank", "ranked", "method", "reference", "complete", "coverage", "budget",
                "mean", "mean_lo", "mean_hi", "iqm", "iqm_lo", "iqm_hi", "gen_iqm", "poi",
-               "probe_mse_eval", "n_runs", "label_efficiency", "generalization")
+               "probe_mse_novel", "n_runs", "label_efficiency", "generalization")
 
 
 def board_to_csv(board: dict[str, Any]) -> str:
@@ -228,7 +286,8 @@ def board_to_csv(board: dict[str, Any]) -> str:
             for b in tr["budgets"]:
                 cell = row["budgets"].get(str(b), {})
                 cov = row["coverage"]
-                vals = {"track": tr["track"], "rank": row["rank"], "method": row["method"],
+                vals = {"track": tr["track"], "rank": row["rank"], "ranked": row["ranked"],
+                        "method": row["method"],
                         "reference": row["reference"], "complete": cov["complete"],
                         "coverage": f"{cov['present']}/{cov['expected']}", "budget": b,
                         "label_efficiency": row["label_efficiency"],

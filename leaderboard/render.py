@@ -85,6 +85,11 @@ def _method_cell(row: dict[str, Any], methods: dict[str, Any]) -> str:
     badges = ""
     if row.get("reference"):
         badges += ' <span class="badge ref" title="reference baseline shipped with dcsbench">reference</span>'
+    if not row.get("ranked", True):
+        cc = row.get("common_cells", {})
+        badges += (f' <span class="badge inc" title="holds {esc(cc.get("present", 0))} of the '
+                   f'{esc(cc.get("expected", 0))} (task, budget, seed) cells the track is ranked on; '
+                   'shown below the ranked rows">unranked</span>')
     if not row["coverage"]["complete"]:
         badges += ' <span class="badge inc" title="some (task, budget, seed) cells are missing">incomplete</span>'
     if not row.get("protocol_compliant", True):
@@ -107,7 +112,9 @@ def summary_table(track: dict[str, Any], methods: dict[str, Any]) -> str:
     body = []
     for row in track["rows"]:
         cov = row["coverage"]
-        cells = [_td(str(row["rank"]), row["rank"]), _td(_method_cell(row, methods), row["method"]),
+        rank = row.get("rank")
+        cells = [_td("-" if rank is None else esc(rank), "" if rank is None else rank),
+                 _td(_method_cell(row, methods), row["method"]),
                  _td(f"<b>{fmt(row['label_efficiency'])}</b>", _sortkey(row["label_efficiency"])),
                  _td(fmt(row["generalization"]), _sortkey(row["generalization"]))]
         for b in budgets:
@@ -116,15 +123,16 @@ def summary_table(track: dict[str, Any], methods: dict[str, Any]) -> str:
         frac = cov["present"] / cov["expected"] if cov["expected"] else 0.0
         cells.append(_td(f"{cov['present']}/{cov['expected']}", f"{frac:.4f}",
                          "" if cov["complete"] else "warn"))
-        body.append(f'<tr class="{"" if cov["complete"] else "incomplete"}">' + "".join(cells) + "</tr>")
+        ranked = row.get("ranked", True) and cov["complete"]
+        body.append(f'<tr class="{"" if ranked else "incomplete"}">' + "".join(cells) + "</tr>")
     return _table(head, body, f"Main results, {track['track']}")
 
 
 def _probe_text(cell: dict[str, Any]) -> str:
-    if cell.get("probe_mse_eval") is None:
+    if cell.get("probe_mse_novel") is None:
         return '<span class="muted">-</span>'
-    rel = cell.get("probe_rel_eval")
-    return fmt(cell["probe_mse_eval"], 3) + (f' <span class="ci">({fmt(rel)})</span>' if rel is not None else "")
+    rel = cell.get("probe_rel_novel")
+    return fmt(cell["probe_mse_novel"], 3) + (f' <span class="ci">({fmt(rel)})</span>' if rel is not None else "")
 
 
 def budget_table(track: dict[str, Any], methods: dict[str, Any]) -> str:
@@ -133,7 +141,7 @@ def budget_table(track: dict[str, Any], methods: dict[str, Any]) -> str:
             _th("IQM", "num", "interquartile mean, 95% CI"), _th("Optimality gap", "num"),
             _th("Gen. IQM", "num", "IQM on novel backgrounds"),
             _th("P(> BC)", "num", "probability of improvement over BC"),
-            _th("Probe MSE (eval)", "num", "linear probe latent action -> true action on the eval split "
+            _th("Probe MSE (novel)", "num", "linear probe latent action -> true action on the eval split "
                 "(novel backgrounds); in brackets relative to predicting the mean action"),
             _th("Runs", "num", "seeds x tasks used")]
     body = []
@@ -149,7 +157,7 @@ def budget_table(track: dict[str, Any], methods: dict[str, Any]) -> str:
                 _td(fmt(c.get("optimality_gap")), _sortkey(c.get("optimality_gap"))),
                 _td(_ci(c, "gen_iqm"), _sortkey(c.get("gen_iqm"))),
                 _td(_ci(c, "poi"), _sortkey(c.get("poi"))),
-                _td(_probe_text(c), _sortkey(c.get("probe_mse_eval"))),
+                _td(_probe_text(c), _sortkey(c.get("probe_mse_novel"))),
                 _td(esc(runs), c.get("n_runs", 0) * c.get("n_tasks", 0))]) + "</tr>")
     return _table(head, body, f"Per budget, {track['track']}")
 
@@ -219,6 +227,19 @@ def _preview_banner(board: dict[str, Any]) -> str:
             "<i>non-protocol</i>); its numbers are not comparable with the official leaderboard.</p>")
 
 
+def _ranking_note(track: dict[str, Any]) -> str:
+    """One line on the common cells the track is ranked on (empty for boards without it)."""
+    rk = track.get("ranking")
+    if not rk:
+        return ""
+    basis = ("the cells the reference rows hold" if rk["basis"] == "reference rows"
+             else "the full task x budget x seed grid (no reference row)")
+    return (f'<p class="muted">Ranked on {esc(rk["n_cells"])} (task, budget, seed) cells: {esc(basis)} '
+            f'(tasks {esc(", ".join(rk["tasks"]))}; budgets {esc(", ".join(map(str, rk["budgets"])))}). '
+            "Label-efficiency and generalization are computed over exactly these cells; rows "
+            "missing any of them are shown below, <i>unranked</i>.</p>")
+
+
 def render_index(board: dict[str, Any]) -> str:
     """The full ``index.html`` of the site."""
     methods = board["methods"]
@@ -240,6 +261,7 @@ def render_index(board: dict[str, Any]) -> str:
             f'&middot; {esc(tr["source"])} backgrounds</h2>'
             f'<p class="muted">Tasks: {esc(", ".join(tr["tasks"]))}. Budgets: '
             f'{esc(", ".join(map(str, tr["budgets"])))} labeled trajectories. Click a column to sort.</p>'
+            + _ranking_note(tr)
             + summary_table(tr, methods) + figs
             + "<details><summary>Per budget (mean, IQM, optimality gap, generalization, P(&gt; BC), probe MSE)</summary>"
             + budget_table(tr, methods) + "</details>"

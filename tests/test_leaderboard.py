@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 import submission_factory as sf
-from dcsbench import scoring
+from dcsbench import registry, scoring
 from leaderboard import browser, render
 from leaderboard.build import CSV_COLUMNS, build_site
 
@@ -56,7 +56,8 @@ def board_site(tmp_path_factory):
         sf.write_submission(subs, "evil", 0.6, tasks=("hopper-hop",), meta=hostile_metadata("evil"))
         tampered = sf.write_submission(subs, "tampered", 2.0, tasks=("cheetah-run",))
         rec = sorted((tampered / "results").glob("*.json"))[0]
-        sf.edit_record(rec, lambda d: d["primary"].update(normalized_score=9.9))
+        sf.edit_record(rec, lambda d: d["primary"].update(returns=[50 * r for r in d["primary"]["returns"]],
+                                                          mean_return=50 * d["primary"]["mean_return"]))
         (subs / EVIL_FOLDER).mkdir()
         board = build_site(subs, root / "site", reps=REPS, known=sf.make_known())
         frame = scoring.records_to_frame(
@@ -95,9 +96,9 @@ def test_aggregates_match_hand_computation(board_site):
             iqms.append(cell["iqm"])
         # mean over log2(budget) of the IQM curve: budgets 2, 4, 8 are equally spaced in log2
         assert r["label_efficiency"] == pytest.approx((iqms[0] + 2 * iqms[1] + iqms[2]) / 4, rel=1e-9)
-        probe = sel["offline_probe_mse_eval"].to_numpy()
-        assert r["budgets"]["8"]["probe_mse_eval"] == pytest.approx(probe.mean(), rel=1e-9)
-        assert r["budgets"]["8"]["probe_rel_eval"] == pytest.approx(probe.mean() / 0.5, rel=1e-9)
+        probe = sel["offline_probe_mse_novel"].to_numpy()
+        assert r["budgets"]["8"]["probe_mse_novel"] == pytest.approx(probe.mean(), rel=1e-9)
+        assert r["budgets"]["8"]["probe_rel_novel"] == pytest.approx(probe.mean() / 0.5, rel=1e-9)
         task = r["per_task"]["walker-run"]["4"]
         sel = frame[(frame["method"] == method) & (frame["budget"] == 4) & (frame["task"] == "walker-run")]
         assert task["mean"] == pytest.approx(sel["primary_score"].mean()) and task["n_seeds"] == 3
@@ -110,15 +111,21 @@ def test_ranking_coverage_and_rejections(board_site):
     rows = track(board)["rows"]
     complete = [r["method"] for r in rows if r["coverage"]["complete"]]
     assert complete == ["laom", "bc"]  # best label-efficiency first
-    assert [r["rank"] for r in rows] == list(range(1, len(rows) + 1))
+    # the references (bc, laom) hold the full grid: that is the common ranking set
+    assert track(board)["ranking"] == {"basis": "reference rows", "n_cells": 36, "budgets": [2, 4, 8],
+                                       "tasks": list(registry.TASKS)}
+    assert [r["method"] for r in rows if r["ranked"]] == ["laom", "bc"]
+    assert [r["rank"] for r in rows] == [1, 2, None, None]
     part = row(board, "partial")
     assert part["coverage"] == {"present": 12, "expected": 36, "complete": False,
                                 "missing": part["coverage"]["missing"]}
     assert ["hopper-hop", 2, 0] in part["coverage"]["missing"]
-    assert rows.index(part) >= 2  # incomplete rows after complete ones
+    assert part["common_cells"]["present"] == 12 and part["label_efficiency"] is None
+    # unranked rows come after ranked ones, by how many common cells they hold (12 vs 9)
+    assert [r["method"] for r in rows[2:]] == ["partial", "evil"]
     rejected = {r["name"]: r for r in board["rejected"]}
     assert set(rejected) == {"tampered", EVIL_FOLDER}
-    assert "raw returns give" in rejected["tampered"]["errors"][0]
+    assert "returns[" in rejected["tampered"]["errors"][0] and "outside [0, 1000]" in rejected["tampered"]["errors"][0]
     assert "tampered" not in board["methods"]
 
 
@@ -280,7 +287,7 @@ def test_preview_board_accepts_short_runs_marked(tmp_path, monkeypatch):
         for part in ("primary", "generalization"):
             rets = d[part]["returns"][:5]
             d[part].update(returns=rets, episode_seeds=d[part]["episode_seeds"][:5],
-                           mean_return=sum(rets) / 5, normalized_score=sum(rets) / 5 / sf.REF_RETURN["cheetah-run"])
+                           mean_return=sum(rets) / 5)
         d["protocol_compliant"] = False
     for p in (folder / "results").glob("*.json"):
         sf.edit_record(p, shorten)
@@ -316,6 +323,12 @@ def test_import_runs_creates_reference_submission(tmp_path, monkeypatch):
     assert len(import_runs([runs], tmp_path / "subs").conflicts) == 1
 
 
+def preview_version(subs: Path) -> int:
+    """record_version of the first record under ``subs`` (1 when absent)."""
+    first = sorted(subs.glob("*/results/*.json"))[0]
+    return json.loads(first.read_text()).get("record_version", 1)
+
+
 def test_end_to_end_real_run_to_board(tiny_dataset_home, tmp_path, monkeypatch):
     """A real `dcsbench.protocol.evaluate` record (tiny non-protocol build, short episodes)
     -> import-runs -> validate: strict rejects it only for protocol size; preview board shows it."""
@@ -340,8 +353,10 @@ def test_end_to_end_real_run_to_board(tiny_dataset_home, tmp_path, monkeypatch):
     (subs / "mean-action" / "metadata.yaml").write_text(json.dumps(sf_meta))
     known = load_known_datasets(include_local=True, committed=tmp_path / "none.json")
     strict = validate_submission(subs / "mean-action", known=known)
+    # a version-2 record states its 20-step episodes (version 1 did not store the length)
+    shorter = {"episode_length"} if preview_version(subs) >= 2 else set()
     assert {p.field for p in strict.errors} == {"protocol_compliant", "primary.episode_seeds",
-                                                "generalization.episode_seeds", "dataset"}
+                                                "generalization.episode_seeds", "dataset"} | shorter
     preview = validate_submission(subs / "mean-action", known=known, allow_noncompliant=True)
     assert preview.ok and len(preview.records) == 2
     board = build_site(subs, tmp_path / "site", reps=REPS, known=known, plots=False,
@@ -352,4 +367,5 @@ def test_end_to_end_real_run_to_board(tiny_dataset_home, tmp_path, monkeypatch):
     assert r["per_task"]["cheetah-run"]["2"]["n_seeds"] == 2
     assert r["budgets"]["2"]["mean"] == pytest.approx(
         np.mean([x.primary.mean_return for _, x in preview.records]) / 50.0)
-    assert rec.primary.normalized_score == pytest.approx(rec.primary.mean_return / 50.0)
+    frame = scoring.records_to_frame([rec])
+    assert frame.loc[0, "primary_score"] == pytest.approx(rec.primary.mean_return / 50.0)

@@ -24,11 +24,16 @@ def register(subparsers) -> None:
     _root(p)
     p.set_defaults(func=cmd_info)
 
-    p = subparsers.add_parser("download", help="download + verify a published dataset (pinned revision)")
+    p = subparsers.add_parser("download", help="download + verify a published dataset (pinned revision), "
+                              "or the paper's release by name (laom/TASK-SETTING)")
     p.add_argument("name")
-    p.add_argument("--splits", default="train,eval", help="comma-separated splits (train,eval)")
+    p.add_argument("--splits", default=None, help="comma-separated splits: train,eval (Hub, default "
+                   "both); train,eval,labeled (laom/..., default all released)")
     p.add_argument("--repo", default=None, help="explicit Hub repo (unregistered datasets)")
     p.add_argument("--revision", default=None, help="explicit commit sha (with --repo)")
+    p.add_argument("--budget", type=int, default=None, help="laom/...: only the labeled file of this budget")
+    p.add_argument("--no-convert", action="store_true", help="laom/...: download only, do not convert")
+    p.add_argument("--verify", action="store_true", help="laom/...: re-hash complete local files")
     _root(p)
     p.set_defaults(func=cmd_download)
 
@@ -74,6 +79,8 @@ def cmd_list(args) -> int:
     from dcsbench import registry
     from dcsbench.data import store
 
+    from dcsbench.data import laom
+
     local = set(store.local_datasets(args.root))
     names = registry.all_dataset_names() + sorted(local - set(registry.all_dataset_names()))
     print(f"{'dataset':40s} {'local':6s} {'hub':40s}")
@@ -89,13 +96,18 @@ def cmd_list(args) -> int:
             except Exception as err:  # noqa: BLE001 - report and continue with the next one
                 where += f" (unreachable: {type(err).__name__})"
         print(f"{n:40s} {'yes' if n in local else '-':6s} {where:40s}")
+    for n, here, where in laom.list_rows(args.root):  # the paper's release (dcsbench/data/laom.py)
+        print(f"{n:40s} {here:6s} {where:40s}")
     return 0
 
 
 def cmd_info(args) -> int:
     """Print a dataset's manifest summary (local copy, else the Hub manifest)."""
-    from dcsbench.data import store
+    from dcsbench.data import laom, store
 
+    if laom.is_laom_name(args.name):
+        print(laom.info_text(args.name, args.root))
+        return 0
     m = store.read_local_manifest(args.name, args.root)
     where = "local"
     if m is None:
@@ -121,9 +133,18 @@ def cmd_info(args) -> int:
 
 def cmd_download(args) -> int:
     """Download + verify; print where the dataset is."""
+    from dcsbench.data import laom
     from dcsbench.data.hub import download
 
-    splits = [s.strip() for s in args.splits.split(",") if s.strip()]
+    splits = [s.strip() for s in args.splits.split(",") if s.strip()] if args.splits else None
+    if laom.is_laom_name(args.name):
+        res = laom.download(args.name, splits=splits, budget=args.budget, root=args.root,
+                            convert_after=not args.no_convert, verify=args.verify)
+        print(f"{args.name}: {len(res['downloaded'])} file(s) downloaded, {len(res['cached'])} from the "
+              f"cache, in {laom.raw_dir(args.root)}" +
+              (f"; converted as {laom.local_name(args.name)!r} in {res['dataset']}" if res["dataset"] else ""))
+        return 0
+    splits = splits or ["train", "eval"]
     d = download(args.name, splits=splits, root=args.root, repo_id=args.repo, revision=args.revision)
     print(f"{args.name}: {', '.join(splits)} verified and cached in {d}")
     return 0

@@ -313,11 +313,17 @@ def card_text(m: dict) -> str:
         lines.append(f"| {s} | {info['n_trajectories']} | {info['trajectory_length']} | "
                      f"{info['pool']} | {seeds[0]}..{seeds[-1]} | {info['returns']['mean']:.1f} |")
     budgets = ", ".join(m["labeled_subsets"]["budgets"])
+    if m["labeled_subsets"].get("kind") == "laom-release":
+        labeled = (f"Labeled subsets `labeled-{{B}}` for B in {{{budgets}}}: the LAOM authors' labeled "
+                   "files, mapped to train ids through their `original_traj_idx` attributes; ids and "
+                   "hashes in `manifest.json`.")
+    else:
+        labeled = (f"Labeled subsets `labeled-{{B}}` for B in {{{budgets}}}: the first B ids of one "
+                   f"permutation seeded {m['labeled_subsets']['permutation_seed']} (nested); ids and "
+                   "hashes in `manifest.json`.")
     lines += ["",
               f"Behaviour policy: `{m['policy']['kind']}` ({m['policy'].get('card_id') or 'n/a'}).",
-              f"Labeled subsets `labeled-{{B}}` for B in {{{budgets}}}: the first B ids of one "
-              f"permutation seeded {m['labeled_subsets']['permutation_seed']} (nested); ids and "
-              "hashes in `manifest.json`.",
+              labeled,
               "", "Each row is one step: `obs` (the 12288 raw bytes of the 64x64x3 uint8 frame, HWC, "
               "seen before the action), `action`, `reward`, `state` (simulator state, debug only), "
               "`episode`, `step`, `seed`. Read with `dcsbench.load_dataset(name, split=...)`, or with "

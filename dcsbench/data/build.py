@@ -55,6 +55,34 @@ def dataset_dir(name: str, root: str | os.PathLike | None = None) -> Path:
     return default_root(root) / "datasets" / name
 
 
+def rebuild_hint(name: str, origin: dict | None = None) -> str:
+    """The command that recreates dataset ``name`` from scratch, by where it came from:
+    ``dcsbench download NAME`` for a Hub download (or a published dataset of unknown origin),
+    ``dcsbench import-hdf5 ... --name NAME`` for an HDF5 import, else ``dcsbench build NAME``."""
+    kind = (origin or {}).get("kind")
+    if kind == "hub" or (kind is None and name in registry.HUB_DATASETS):
+        return f"`dcsbench download {name}`"
+    if kind == "hdf5":
+        return f"`dcsbench import-hdf5 FILE --name {name}` (the original HDF5 file)"
+    return f"`dcsbench build {name}`"
+
+
+def missing_manifest_error(name: str, root: str | os.PathLike | None = None) -> FileNotFoundError:
+    """The one error for a dataset whose ``manifest.json`` is not in the local cache (used by
+    ``load_dataset``, ``prepare``, ``verify``, ``info``, ``publish``): names the dataset, the path
+    and the command to run (``download`` if published, else ``build``)."""
+    d = dataset_dir(name, root)
+    p = d / fmt.MANIFEST
+    origin = {}
+    try:
+        origin = json.loads((d / "origin.json").read_text())
+    except (OSError, ValueError):
+        pass
+    what = "is not in the local cache" if not d.exists() else f"has no {fmt.MANIFEST}"
+    return FileNotFoundError(f"dataset {name!r} {what} ({p} is missing); get it with "
+                             f"{rebuild_hint(name, origin if isinstance(origin, dict) else None)}")
+
+
 def _write_split_shards(tmp: Path, split: str, src: SplitSource, progress: bool) -> dict:
     """Write the shards of one split into ``tmp/data``; returns the manifest's split entry."""
     n = len(src.seeds)
@@ -121,8 +149,8 @@ def write_dataset(final_dir: Path, *, name: str, task: str, setting: str, tier: 
     """
     final_dir = Path(final_dir)
     final_dir.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=final_dir.parent, prefix=f".{final_dir.name}.tmp-"))
-    try:
+    cache_mod.clean_stale_temp(final_dir.parent)
+    with cache_mod.owned_tempdir(final_dir.parent, f".{final_dir.name}.tmp-") as tmp:
         entries = {s: _write_split_shards(tmp, s, src, progress)
                    for s, src in splits.items() if s in fmt.SPLITS}
         dims = {(e["action_dim"], e["state_dim"]) for e in entries.values()}
@@ -156,15 +184,13 @@ def write_dataset(final_dir: Path, *, name: str, task: str, setting: str, tier: 
         origin = dict(origin or {"kind": "local"})
         origin["manifest_sha256"] = hashlib.sha256(manifest_txt.encode()).hexdigest()
         (tmp / "origin.json").write_text(json.dumps(origin, indent=1) + "\n")
+        cache_mod.release_owner(tmp)
         if final_dir.exists():
             trash = Path(tempfile.mkdtemp(dir=final_dir.parent, prefix=f".{final_dir.name}.old-"))
             os.replace(final_dir, trash / "old")
             shutil.rmtree(trash, ignore_errors=True)
         os.replace(tmp, final_dir)
         return manifest
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
 
 
 def _policy_info(task: str, policy) -> dict:

@@ -13,43 +13,254 @@ Layout of a dataset folder under the cache root (``$DCSBENCH_HOME/datasets/{name
 A split cache is written into a temporary sibling folder and renamed into place, so a killed
 build never leaves a split that counts as complete. Frames are opened with ``np.frombuffer`` over
 a read-only ``mmap.mmap`` (no ``np.memmap``: its ``.filename`` would reveal the cache folder).
+
+**Checked when opened.** ``COMPLETE`` (version 2) records, besides the split content hash, each
+array file's byte size, shape, dtype, sha256 and a *sampled* sha256 (see :func:`sampled_sha256`).
+:func:`check_split` (used by :func:`read_split_arrays`, hence by ``load_dataset`` and
+``prepare``) checks every file's size and ``.npy`` header against it, then:
+
+* **full** check, when the split's array files total at most :data:`FULL_CHECK_MAX_BYTES`
+  (1 GiB): the split content hash (:class:`~dcsbench.data.format.ContentHasher`, the hash the
+  manifest and result records cite) is recomputed from the memory-mapped arrays and must equal
+  the recorded one (and the manifest's, when the caller passes it). Measured on the 2-core CPU
+  sandbox (benchmarks/RESULTS-data.md): 0.2 s for the train split of a ``tiny`` dataset
+  (197 MB of frames, page cache warm), i.e. ~1 GB/s, so the threshold costs <= ~1 s warm. This
+  covers every ``tiny`` split; a byte flip anywhere is caught.
+* **sampled** check above it (``small``: 6 GB of train frames, ``full``: 61 GB): the small
+  arrays (actions, rewards, states; 48 MB for ``small``) are hashed in full (sha256 of the file
+  against ``COMPLETE``), the frame file by :func:`sampled_sha256` (header, 256 blocks of 16 KiB at
+  fixed, evenly spaced offsets, the last block). This catches truncation, a replaced or zeroed
+  file and damaged regions, but a single flipped frame byte outside the sampled blocks is not
+  detected: run ``dcsbench verify NAME`` for the full check. The content hash returned is then
+  the recorded one, verified equal to the manifest's.
+
+A successful check is remembered for the rest of the process, keyed by each file's (inode,
+size, mtime, ctime), so one run that opens a split several times hashes it once.
+
+**Old caches.** A ``COMPLETE`` written before version 2 (no per-file records) is given the full
+check once, whatever the size; when it passes, the per-file records are computed and added to
+``COMPLETE`` (atomically; skipped silently on a read-only cache). When it fails the split counts
+as corrupt.
+
+**Corrupt caches** raise :class:`CacheCorruptError` naming the file and what is wrong; the caller
+(:mod:`dcsbench.data.store`) re-decodes the split from its verified shards, or refuses.
+
+**Temporary folders.** Every temporary folder (``.{split}.tmp-*`` here, ``.{name}.tmp-*`` of a
+dataset build) holds an ``.owner`` file on which the writing process keeps an exclusive
+``flock`` while it writes. :func:`clean_stale_temp` removes a temporary folder only when that lock
+can be taken (its writer is dead: the kernel drops the lock of a killed process), or, for a
+folder without ``.owner`` (left by an older dcsbench), when it is older than
+:data:`STALE_TEMP_AGE_S`. Only names matching our patterns are touched.
 """
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
 import json
 import mmap
 import os
 import shutil
+import sys
 import tempfile
+import time
 from pathlib import Path
-from typing import Iterable
+from typing import Iterable, Iterator
 
 import numpy as np
 
-from dcsbench.data.format import FRAME_SHAPE, ContentHasher
+from dcsbench.data.format import FRAME_SHAPE, ContentHasher, sha256_file
 
 COMPLETE = "COMPLETE"
 ARRAYS = ("frames", "actions", "rewards", "states")
 
+#: Version of the ``COMPLETE`` record (2: per-file sizes, shapes, sha256 and sampled sha256).
+COMPLETE_VERSION = 2
+
+#: A split whose array files total at most this many bytes gets the full content-hash check at
+#: every open (see the module docstring for the measurement behind it).
+FULL_CHECK_MAX_BYTES = 1 << 30
+
+#: Sampled check: number and size of the blocks of a file hashed by :func:`sampled_sha256`.
+SAMPLE_BLOCKS = 256
+SAMPLE_BLOCK_BYTES = 16 * 1024
+
+#: A temporary folder without an ``.owner`` lock file is removed when older than this.
+STALE_TEMP_AGE_S = 15 * 60
+
+OWNER_FILE = ".owner"
+
+_CHECKED: dict[tuple, str] = {}
+
+
+class CacheCorruptError(ValueError):
+    """A split cache file is missing, truncated or differs from what ``COMPLETE`` recorded.
+
+    Attributes:
+        path: the file concerned.
+        problem: what is wrong with it (the message is ``"{path}: {problem}"``).
+    """
+
+    def __init__(self, path: str | Path, problem: str) -> None:
+        self.path, self.problem = Path(path), problem
+        super().__init__(f"{path}: {problem}")
+
+
+# --------------------------------------------------------------------------- .npy files
+
+
+def npy_header(path: str | Path) -> tuple[tuple[int, ...], np.dtype, int]:
+    """``(shape, dtype, data offset)`` of a ``.npy`` file; :class:`CacheCorruptError` if the
+    file is missing or its header is unreadable, or the layout is unsupported."""
+    path = Path(path)
+    try:
+        with open(path, "rb") as f:
+            version = np.lib.format.read_magic(f)
+            if version == (1, 0):
+                shape, fortran, dtype = np.lib.format.read_array_header_1_0(f)
+            else:
+                shape, fortran, dtype = np.lib.format.read_array_header_2_0(f)
+            offset = f.tell()
+    except FileNotFoundError:
+        raise CacheCorruptError(path, "missing") from None
+    except (OSError, ValueError, SyntaxError) as err:
+        raise CacheCorruptError(path, f"not a readable .npy file ({err})") from None
+    if fortran or dtype.hasobject:
+        raise CacheCorruptError(path, "unsupported array layout (Fortran order or objects)")
+    return tuple(int(s) for s in shape), dtype, offset
+
+
+def _check_npy_size(path: Path, shape, dtype, offset: int) -> int:
+    """The file size, after checking it holds exactly the data its header declares."""
+    size = path.stat().st_size
+    want = offset + int(np.prod(shape)) * dtype.itemsize
+    if size < want:
+        raise CacheCorruptError(path, f"truncated: {size} bytes, but its header declares "
+                                      f"{shape} {dtype} = {want} bytes")
+    if size > want:
+        raise CacheCorruptError(path, f"{size - want} bytes beyond the {shape} {dtype} array "
+                                      "its header declares")
+    return size
+
 
 def open_npy_readonly(path: str | Path) -> np.ndarray:
     """Map a ``.npy`` file read-only; the array's ``.base`` chain ends at an anonymous-looking
-    ``mmap.mmap`` (no file name attribute)."""
+    ``mmap.mmap`` (no file name attribute). A truncated file raises :class:`CacheCorruptError`
+    naming it."""
+    path = Path(path)
+    shape, dtype, offset = npy_header(path)
+    _check_npy_size(path, shape, dtype, offset)
+    count = int(np.prod(shape))
+    if count == 0:
+        return np.zeros(shape, dtype)
     with open(path, "rb") as f:
-        version = np.lib.format.read_magic(f)
-        if version == (1, 0):
-            shape, fortran, dtype = np.lib.format.read_array_header_1_0(f)
-        else:
-            shape, fortran, dtype = np.lib.format.read_array_header_2_0(f)
-        offset = f.tell()
-        if fortran or dtype.hasobject:
-            raise ValueError(f"{Path(path).name}: unsupported array layout")
-        count = int(np.prod(shape))
-        if count == 0:
-            return np.zeros(shape, dtype)
         mm = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
     return np.frombuffer(mm, dtype=dtype, count=count, offset=offset).reshape(shape)
+
+
+def sampled_sha256(path: str | Path, blocks: int = SAMPLE_BLOCKS,
+                   block_bytes: int = SAMPLE_BLOCK_BYTES) -> str:
+    """sha256 of a sample of a file: its size, the first block (the ``.npy`` header), ``blocks``
+    blocks at evenly spaced offsets ``k * (size - block) // (blocks - 1)`` and the last block.
+    Reads at most ``(blocks + 2) * block_bytes`` bytes (4 MiB by default)."""
+    path = Path(path)
+    size = path.stat().st_size
+    h = hashlib.sha256(np.int64(size).tobytes())
+    span = max(0, size - block_bytes)
+    offsets = [0, *(k * span // max(1, blocks - 1) for k in range(blocks)), span]
+    with open(path, "rb") as f:
+        for off in offsets:
+            f.seek(off)
+            h.update(f.read(block_bytes))
+    return h.hexdigest()
+
+
+def _file_record(path: Path) -> dict:
+    shape, dtype, _ = npy_header(path)
+    return {"bytes": path.stat().st_size, "shape": list(shape), "dtype": dtype.str,
+            "sha256": sha256_file(path), "sampled_sha256": sampled_sha256(path)}
+
+
+# --------------------------------------------------------------------------- temp folders
+
+
+@contextlib.contextmanager
+def owned_tempdir(parent: Path, prefix: str) -> Iterator[Path]:
+    """A temporary folder ``parent/{prefix}XXXX`` holding an ``.owner`` file locked (``flock``)
+    by this process while the block runs, so that :func:`clean_stale_temp` in another process
+    leaves it alone. The caller renames the folder into place (call :func:`release_owner` first);
+    whatever is still at the temporary path when the block ends (raised, or not renamed) is
+    removed."""
+    parent = Path(parent)
+    parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=parent, prefix=prefix))
+    fd = os.open(tmp / OWNER_FILE, os.O_WRONLY | os.O_CREAT, 0o600)
+    try:
+        _lock(fd, blocking=True)
+        os.write(fd, json.dumps({"pid": os.getpid(), "created": time.time()}).encode())
+        yield tmp
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+        os.close(fd)  # releases the lock
+
+
+def release_owner(tmp: Path) -> None:
+    """Remove the ``.owner`` file of a temporary folder about to be renamed into place (its lock
+    stays held until :func:`owned_tempdir` exits)."""
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(Path(tmp) / OWNER_FILE)
+
+
+def _lock(fd: int, blocking: bool) -> bool:
+    try:
+        import fcntl
+    except ImportError:  # not POSIX: no locking, age rule only
+        return not blocking
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | (0 if blocking else fcntl.LOCK_NB))
+        return True
+    except OSError:
+        return False
+
+
+def _is_stale(folder: Path, now: float) -> bool:
+    owner = folder / OWNER_FILE
+    try:
+        fd = os.open(owner, os.O_RDONLY)
+    except FileNotFoundError:
+        try:
+            return now - folder.stat().st_mtime > STALE_TEMP_AGE_S
+        except FileNotFoundError:
+            return False
+    except OSError:
+        return False
+    try:
+        return _lock(fd, blocking=False) and owner.exists()
+    finally:
+        os.close(fd)
+
+
+def clean_stale_temp(parent: Path, patterns: Iterable[str] = (".*.tmp-*", ".*.old-*")) -> list[Path]:
+    """Remove the stale temporary folders directly under ``parent`` (see the module docstring:
+    only our name patterns, only when the writer's lock is free or, lacking an ``.owner`` file,
+    older than :data:`STALE_TEMP_AGE_S`). Returns the folders removed."""
+    parent = Path(parent)
+    if not parent.is_dir():
+        return []
+    removed, now = [], time.time()
+    seen = set()
+    for pat in patterns:
+        for p in parent.glob(pat):
+            if p in seen or p.is_symlink() or not p.is_dir():
+                continue
+            seen.add(p)
+            if _is_stale(p, now):
+                shutil.rmtree(p, ignore_errors=True)
+                removed.append(p)
+    return removed
+
+
+# --------------------------------------------------------------------------- writing
 
 
 def split_dir(dataset_dir: Path, split: str) -> Path:
@@ -63,9 +274,25 @@ def split_complete(dataset_dir: Path, split: str) -> dict | None:
     if not p.is_file():
         return None
     try:
-        return json.loads(p.read_text())
+        rec = json.loads(p.read_text())
     except (OSError, ValueError):
         return None
+    return rec if isinstance(rec, dict) else None
+
+
+def _write_complete(folder: Path, record: dict) -> None:
+    """Write ``COMPLETE`` atomically (temp file, fsync, rename)."""
+    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".COMPLETE.")
+    try:
+        with os.fdopen(fd, "w") as f:
+            json.dump(record, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, folder / COMPLETE)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
 
 
 def write_split_cache(dataset_dir: Path, split: str, trajectories: Iterable[dict], lengths: list[int],
@@ -81,12 +308,12 @@ def write_split_cache(dataset_dir: Path, split: str, trajectories: Iterable[dict
             raises and leaves nothing behind.
 
     Returns:
-        The split content hash of what was written.
+        The split content hash of what was written. ``COMPLETE`` (written last) records it with
+        each file's size, shape, dtype, sha256 and sampled sha256 (checked by :func:`check_split`).
     """
     final = split_dir(dataset_dir, split)
-    final.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=final.parent, prefix=f".{split}.tmp-"))
-    try:
+    clean_stale_temp(final.parent)
+    with owned_tempdir(final.parent, f".{split}.tmp-") as tmp:
         n = int(sum(lengths))
         specs = {"frames": ((n, *FRAME_SHAPE), np.uint8), "actions": ((n, action_dim), np.float32),
                  "rewards": ((n,), np.float32), "states": ((n, state_dim), np.float32)}
@@ -113,34 +340,196 @@ def write_split_cache(dataset_dir: Path, split: str, trajectories: Iterable[dict
         if expected_hash is not None and digest != expected_hash:
             raise ValueError(f"{split}: decoded content hash {digest[:12]} != manifest "
                              f"{expected_hash[:12]} (corrupt or mismatched shards)")
-        with open(tmp / COMPLETE, "w") as f:
-            json.dump({"content_hash": digest, "n_trajectories": len(lengths), "n_frames": n}, f)
-            f.flush()
-            os.fsync(f.fileno())
+        files = {f"{k}.npy": _file_record(tmp / f"{k}.npy") for k in ARRAYS}
+        _write_complete(tmp, {"version": COMPLETE_VERSION, "content_hash": digest,
+                              "n_trajectories": len(lengths), "n_frames": n,
+                              "lengths": [int(t) for t in lengths], "files": files})
+        release_owner(tmp)
         if final.exists():
             shutil.rmtree(final)
         os.replace(tmp, final)
+        _forget(final)
         return digest
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
 
 
-def read_split_arrays(dataset_dir: Path, split: str, names=ARRAYS) -> dict[str, np.ndarray]:
-    """Open the requested arrays of a complete split cache (read-only memory maps)."""
-    if split_complete(dataset_dir, split) is None:
+# --------------------------------------------------------------------------- checking
+
+
+def _forget(folder: Path) -> None:
+    key = str(Path(folder).resolve())
+    for k in [k for k in _CHECKED if k[0] == key]:
+        del _CHECKED[k]
+
+
+def _stat_key(folder: Path) -> tuple:
+    out = [str(folder.resolve())]
+    for name in (COMPLETE, *(f"{k}.npy" for k in ARRAYS)):
+        try:
+            st = (folder / name).stat()
+            out.append((name, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns))
+        except FileNotFoundError:
+            out.append((name, None))
+    return tuple(out)
+
+
+def check_split(dataset_dir: Path, split: str, lengths: list[int] | None = None,
+                expected_hash: str | None = None, full: bool | None = None) -> str:
+    """Check one split cache against its ``COMPLETE`` record; returns its content hash.
+
+    Args:
+        dataset_dir: the dataset folder.
+        split: ``"train"`` or ``"eval"``.
+        lengths: the manifest's trajectory lengths: they must equal the recorded ones and the
+            arrays' row count (default: the lengths ``COMPLETE`` recorded).
+        expected_hash: the manifest's split content hash, which ``COMPLETE`` must equal.
+        full: force (True) or skip (False) the full content-hash check; default: full when the
+            files total at most :data:`FULL_CHECK_MAX_BYTES`, or when ``COMPLETE`` predates
+            per-file records (it is then upgraded, see the module docstring).
+
+    Returns:
+        The content hash: recomputed from the arrays (full check) or the recorded one after the
+        sampled check (see the module docstring).
+
+    Raises:
+        FileNotFoundError: the split is not in the cache (no ``COMPLETE``).
+        CacheCorruptError: naming the file and the problem (size, header, hash).
+    """
+    d = split_dir(dataset_dir, split)
+    rec = split_complete(dataset_dir, split)
+    if rec is None:
+        if (d / COMPLETE).is_file():
+            raise CacheCorruptError(d / COMPLETE, "unreadable (not a JSON object)")
+        raise FileNotFoundError(f"split {split!r} is not in the local cache of {Path(dataset_dir).name}")
+    if not isinstance(rec.get("content_hash"), str):
+        raise CacheCorruptError(d / COMPLETE, "has no content_hash")
+    if expected_hash is not None and rec["content_hash"] != expected_hash:
+        raise CacheCorruptError(d / COMPLETE, f"content hash {rec['content_hash'][:12]}... is not "
+                                               f"the manifest's {expected_hash[:12]}...")
+    recorded = rec.get("lengths")
+    if lengths is not None:
+        lengths = [int(t) for t in lengths]
+        if recorded is not None and [int(t) for t in recorded] != lengths:
+            raise CacheCorruptError(d / COMPLETE, "trajectory lengths differ from the manifest's")
+    else:
+        lengths = recorded
+        if lengths is None and rec.get("n_trajectories") == 1 and isinstance(rec.get("n_frames"), int):
+            lengths = [rec["n_frames"]]
+    if lengths is not None and (rec.get("n_trajectories") != len(lengths)
+                                or rec.get("n_frames") != int(sum(lengths))):
+        raise CacheCorruptError(d / COMPLETE, f"records {rec.get('n_trajectories')} trajectories / "
+                                              f"{rec.get('n_frames')} frames, the lengths say "
+                                              f"{len(lengths)} / {int(sum(lengths))}")
+    n = int(sum(lengths)) if lengths is not None else rec.get("n_frames")
+    if not isinstance(n, int):
+        raise CacheCorruptError(d / COMPLETE, "records no frame count")
+    key = (*_stat_key(d), expected_hash, None if lengths is None else tuple(lengths), full)
+    if key in _CHECKED:
+        return _CHECKED[key]
+    files = rec.get("files") if isinstance(rec.get("files"), dict) else None
+    total = 0
+    for k in ARRAYS:
+        p = d / f"{k}.npy"
+        shape, dtype, offset = npy_header(p)
+        size = _check_npy_size(p, shape, dtype, offset)
+        total += size
+        want_dt = np.dtype(np.uint8 if k == "frames" else np.float32)
+        if dtype != want_dt:
+            raise CacheCorruptError(p, f"dtype {dtype}, expected {want_dt}")
+        ok = (shape == (n, *FRAME_SHAPE) if k == "frames" else shape == (n,) if k == "rewards"
+              else len(shape) == 2 and shape[0] == n)
+        if not ok:
+            raise CacheCorruptError(p, f"holds an array of shape {shape}, expected {n} rows"
+                                       + (f" of {FRAME_SHAPE}" if k == "frames" else ""))
+        if files is not None:
+            r = files.get(f"{k}.npy") or {}
+            if r.get("bytes") != size or tuple(r.get("shape") or ()) != shape:
+                raise CacheCorruptError(p, f"{size} bytes, shape {shape}; COMPLETE recorded "
+                                           f"{r.get('bytes')} bytes, shape {r.get('shape')}")
+    legacy = files is None
+    do_full = legacy or (full if full is not None else total <= FULL_CHECK_MAX_BYTES)
+    if do_full and lengths is None:
+        # an old COMPLETE without lengths, opened without the manifest's: sizes checked only
+        return rec["content_hash"]
+    if do_full:
+        digest = _content_hash(d, lengths)
+        if digest != rec["content_hash"]:
+            raise CacheCorruptError(*_locate_damage(d, files, digest, rec["content_hash"]))
+        if legacy:
+            _upgrade_complete(d, rec, lengths)
+    else:
+        for k in ARRAYS:
+            p = d / f"{k}.npy"
+            r = files[f"{k}.npy"]
+            if k == "frames":
+                if sampled_sha256(p) != r.get("sampled_sha256"):
+                    raise CacheCorruptError(p, "differs from COMPLETE's sampled sha256 (damaged "
+                                               "or replaced since it was written)")
+            elif sha256_file(p) != r.get("sha256"):
+                raise CacheCorruptError(p, "differs from COMPLETE's sha256 (damaged since it was "
+                                           "written)")
+        digest = rec["content_hash"]
+    _CHECKED[(*_stat_key(d), expected_hash, None if lengths is None else tuple(lengths), full)] = digest
+    return digest
+
+
+def _content_hash(d: Path, lengths: list[int]) -> str:
+    arr = {k: open_npy_readonly(d / f"{k}.npy") for k in ARRAYS}
+    h = ContentHasher()
+    pos = 0
+    for t in lengths:
+        t = int(t)
+        h.add(arr["frames"][pos:pos + t], arr["actions"][pos:pos + t], arr["rewards"][pos:pos + t],
+              arr["states"][pos:pos + t])
+        pos += t
+    return h.hexdigest()
+
+
+def _locate_damage(d: Path, files: dict | None, got: str, recorded: str) -> tuple[Path, str]:
+    """``(path, problem)`` for a content-hash mismatch: the first file whose sha256 differs from
+    ``COMPLETE``'s per-file record, else the split as a whole."""
+    what = f"content hash {got[:12]}... != recorded {recorded[:12]}..."
+    if files is not None:
+        for k in ARRAYS:
+            p = d / f"{k}.npy"
+            if sha256_file(p) != (files.get(f"{k}.npy") or {}).get("sha256"):
+                return p, f"contents differ from what was written ({what}: damaged or edited)"
+        return d / COMPLETE, f"does not match the arrays ({what}) although every file matches its sha256"
+    return d, (f"decoded arrays differ from the recorded content hash ({what}); COMPLETE predates "
+               "per-file hashes, so which of frames/actions/rewards/states.npy is damaged is unknown")
+
+
+def _upgrade_complete(d: Path, rec: dict, lengths: list[int]) -> None:
+    """Add the per-file records to an old ``COMPLETE`` that just passed the full check."""
+    try:
+        files = {f"{k}.npy": _file_record(d / f"{k}.npy") for k in ARRAYS}
+        _write_complete(d, {**rec, "version": COMPLETE_VERSION, "lengths": list(lengths),
+                            "files": files})
+    except OSError as err:  # read-only cache: keep checking in full next time
+        print(f"[dcsbench] {d / COMPLETE}: could not add per-file records ({err})", file=sys.stderr)
+
+
+def read_split_arrays(dataset_dir: Path, split: str, names=ARRAYS, lengths: list[int] | None = None,
+                      expected_hash: str | None = None, check: bool = True) -> dict[str, np.ndarray]:
+    """Open the requested arrays of a complete split cache (read-only memory maps).
+
+    With ``check`` (default) the split is first checked by :func:`check_split` (``lengths`` and
+    ``expected_hash``, the manifest's, are passed on); a damaged file raises
+    :class:`CacheCorruptError` naming it. Every file is checked, not only ``names``: the content
+    hash covers them together.
+    """
+    if check:
+        check_split(dataset_dir, split, lengths, expected_hash)
+    elif split_complete(dataset_dir, split) is None:
         raise FileNotFoundError(f"split {split!r} is not in the local cache of {Path(dataset_dir).name}")
     d = split_dir(dataset_dir, split)
     return {k: open_npy_readonly(d / f"{k}.npy") for k in names}
 
 
 def hash_split_cache(dataset_dir: Path, split: str, lengths: list[int]) -> str:
-    """Recompute the content hash of a split cache from its arrays (for ``verify``)."""
-    arr = read_split_arrays(dataset_dir, split)
-    h = ContentHasher()
-    pos = 0
-    for t in lengths:
-        h.add(arr["frames"][pos:pos + t], arr["actions"][pos:pos + t], arr["rewards"][pos:pos + t],
-              arr["states"][pos:pos + t])
-        pos += t
-    return h.hexdigest()
+    """Recompute the content hash of a split cache from its arrays (for ``verify``); a missing or
+    truncated file raises :class:`CacheCorruptError` naming it."""
+    d = split_dir(dataset_dir, split)
+    for k in ARRAYS:
+        p = d / f"{k}.npy"
+        _check_npy_size(p, *npy_header(p))
+    return _content_hash(d, lengths)

@@ -111,8 +111,13 @@ def cmd_info(args) -> int:
     m = store.read_local_manifest(args.name, args.root)
     where = "local"
     if m is None:
+        from dcsbench import registry
+        from dcsbench.data.build import missing_manifest_error
         from dcsbench.data.hub import fetch_manifest
 
+        if args.name not in registry.HUB_DATASETS:
+            registry.parse_dataset_name(args.name)  # unknown names: close matches
+            raise missing_manifest_error(args.name, args.root)
         m, repo_id, revision, _ = fetch_manifest(args.name)
         where = f"hub {repo_id}@{revision[:12]}"
     print(f"{m['name']}  ({where})")

@@ -12,12 +12,36 @@ Example::
     train.actions(0), train.rewards(0), train.states(0)
     lab = dcsbench.load_dataset("cheetah-run-distractors-tiny", split="labeled-8")
     lab.trajectory_ids           # the 8 train ids of the nested labeled-8 subset
+
+Checked when used (every ``load_dataset`` and ``prepare``):
+
+* the manifest (:func:`checked_manifest`): its sha256 against the one ``origin.json`` recorded at
+  build/download time and, for a download of a published dataset at its pinned revision,
+  against the registry's pin; its labeled subsets against a committed known build with the same
+  content hash (``registry_data/known_datasets.json``); and its own consistency
+  (:func:`manifest_problems`): the labeled ids of every budget are recomputed from the published
+  permutation (first B of the seeded permutation of the train ids, exactly B of them) with their
+  hashes, ``trajectory_length`` is the longest of ``lengths``, counts agree, the split content
+  hashes combine into the dataset's, and a ``protocol_compliant`` claim matches the tier's sizes.
+  A failure raises :class:`DatasetIntegrityError` naming ``manifest.json``.
+* the split caches (:func:`open_split`, :func:`dcsbench.data.cache.check_split`): sizes, headers
+  and the content hash recomputed from the arrays (sampled above 1 GiB). A damaged cache is
+  re-decoded from the dataset's shards after checking their sha256 (``data/`` of a local build,
+  the Hugging Face cache of a download), or the run is refused with
+  :class:`~dcsbench.data.cache.CacheCorruptError` naming the file.
+* stale temporary folders of killed builds/decodes are removed
+  (:func:`dcsbench.data.cache.clean_stale_temp`).
+
+The ``content_hash`` that :func:`prepare` reports (and records cite) is combined from the split
+hashes computed while opening, never copied from the manifest.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -27,11 +51,12 @@ from dcsbench import registry
 from dcsbench.agent import EnvSpec
 from dcsbench.data import cache as cache_mod
 from dcsbench.data import format as fmt
-from dcsbench.data.build import dataset_dir, default_root
+from dcsbench.data.build import dataset_dir, default_root, missing_manifest_error, rebuild_hint
 from dcsbench.data.views import EvalSplit, LabeledView, UnlabeledView
 
-__all__ = ["DatasetSplit", "ProtocolData", "load_dataset", "prepare", "dataset_root",
-           "ensure_dataset", "local_datasets", "read_local_manifest"]
+__all__ = ["DatasetSplit", "DatasetIntegrityError", "ProtocolData", "load_dataset", "prepare",
+           "dataset_root", "ensure_dataset", "local_datasets", "read_local_manifest",
+           "checked_manifest", "manifest_problems", "open_split"]
 
 
 def dataset_root(root: str | os.PathLike | None = None) -> Path:
@@ -60,27 +85,266 @@ def local_datasets(root=None) -> list[str]:
                   any(cache_mod.split_complete(d, s) for s in fmt.SPLITS))
 
 
+class DatasetIntegrityError(ValueError):
+    """A dataset's manifest (or its record of origin) is inconsistent or tampered with; the
+    message names the file, the problem and the command that recreates the dataset."""
+
+
+def clean_stale_temp(root=None, name: str | None = None) -> list[Path]:
+    """Remove stale temporary folders of killed builds/decodes under the cache root (and in the
+    ``cache/`` folder of dataset ``name``); see :func:`dcsbench.data.cache.clean_stale_temp`."""
+    base = default_root(root) / "datasets"
+    removed = cache_mod.clean_stale_temp(base)
+    if name is not None:
+        removed += cache_mod.clean_stale_temp(dataset_dir(name, root) / "cache")
+    return removed
+
+
 def ensure_dataset(name: str, splits=fmt.SPLITS, root=None, download: bool = True) -> Path:
     """Make sure the given splits of ``name`` are in the local cache; returns the dataset folder.
 
     Downloads (and verifies) missing splits of published datasets when ``download`` is True.
-    Raises ``FileNotFoundError`` with the command to run otherwise.
+    Raises ``FileNotFoundError`` with the command to run otherwise (one message for a missing
+    ``manifest.json``: :func:`dcsbench.data.build.missing_manifest_error`). Removes stale
+    temporary folders first.
     """
     d = dataset_dir(name, root)
-    missing = [s for s in splits if cache_mod.split_complete(d, s) is None]
-    if not missing:
+    clean_stale_temp(root, name if d.is_dir() else None)
+    has_manifest = (d / fmt.MANIFEST).is_file()
+    missing = [s for s in splits if cache_mod.split_complete(d, s) is None
+               and not (cache_mod.split_dir(d, s) / cache_mod.COMPLETE).is_file()]
+    if not missing and has_manifest:
         return d
-    if not (d / fmt.MANIFEST).is_file():
+    if not has_manifest:
         registry.parse_dataset_name(name)  # unknown names: error listing close matches
-    if download and name in registry.HUB_DATASETS:
+    if download and name in registry.HUB_DATASETS and read_origin(name, root).get("kind") in (None, "hub"):
         from dcsbench.data.hub import download as hub_download
 
-        hub_download(name, splits=missing, root=root)
+        hub_download(name, splits=missing or list(splits), root=root)
         return d
-    hint = (f"download it with `dcsbench download {name}`" if name in registry.HUB_DATASETS
-            else f"build it with `dcsbench build {name}`")
+    if not has_manifest:
+        raise missing_manifest_error(name, root)
     raise FileNotFoundError(f"dataset {name!r} (split(s) {', '.join(missing)}) is not in the local "
-                            f"cache {d.parent}; {hint}")
+                            f"cache {d.parent}; get it with {rebuild_hint(name, read_origin(name, root))}")
+
+
+def manifest_problems(name: str, m: dict) -> list[str]:
+    """What is inconsistent in manifest ``m`` of dataset ``name`` (empty when nothing is).
+
+    Checks: name (and task/setting/tier for registry names), frame shape/stack, dimensions;
+    per split: ``n_trajectories`` = number of ``lengths`` = of ``seeds`` = of per-trajectory
+    returns, positive lengths, ``trajectory_length`` = max(lengths); the dataset content hash =
+    combination of the split hashes; the labeled subsets: permutation seed, and for every budget
+    B: ``1 <= B <= n_train``, ids = the first B of :func:`dcsbench.data.format.labeled_permutation`,
+    hash = :func:`dcsbench.data.format.labeled_subset_hash`, the flat ``labeled_subset_hashes``
+    map equal; a ``protocol_compliant`` claim: expert policy, the tier's sizes and budgets, every
+    trajectory ``registry.EPISODE_LENGTH`` steps.
+    """
+    out: list[str] = []
+    try:
+        return _manifest_problems(name, m, out)
+    except (KeyError, TypeError, ValueError, AttributeError) as err:
+        return [*out, f"malformed ({type(err).__name__}: {err})"]
+
+
+def _manifest_problems(name: str, m: dict, out: list[str]) -> list[str]:
+    if m.get("name") != name:
+        out.append(f"names dataset {m.get('name')!r}, not {name!r}")
+    try:
+        dn = registry.parse_dataset_name(name)
+    except ValueError:
+        dn = None  # imported datasets may have names outside the registry
+    if dn is not None:
+        for k in ("task", "setting", "tier"):
+            if m.get(k) != getattr(dn, k):
+                out.append(f"{k} {m.get(k)!r} does not match the name {name!r}")
+    if list(m["frame_shape"]) != list(fmt.FRAME_SHAPE) or m.get("frame_stack") != registry.FRAME_STACK:
+        out.append(f"frame_shape {m['frame_shape']} / frame_stack {m.get('frame_stack')} are not "
+                   f"{list(fmt.FRAME_SHAPE)} / {registry.FRAME_STACK}")
+    for k in ("action_dim", "state_dim"):
+        if not isinstance(m.get(k), int) or isinstance(m.get(k), bool) or m[k] < 1:
+            out.append(f"{k} {m.get(k)!r} is not a positive integer")
+    splits = m["splits"]
+    if "train" not in splits:
+        out.append("has no train split")
+        return out
+    for s, e in splits.items():
+        if s not in fmt.SPLITS:
+            out.append(f"unknown split {s!r}")
+            continue
+        lengths = e["lengths"]
+        n = e["n_trajectories"]
+        if not all(isinstance(t, int) and not isinstance(t, bool) and t >= 1 for t in lengths):
+            out.append(f"{s}: lengths must be positive integers")
+            continue
+        counts = {"n_trajectories": n, "lengths": len(lengths), "seeds": len(e["seeds"]),
+                  "returns.per_trajectory": len(e["returns"]["per_trajectory"])}
+        if len(set(counts.values())) != 1:
+            out.append(f"{s}: counts disagree ({', '.join(f'{k} {v}' for k, v in counts.items())})")
+        if lengths and e["trajectory_length"] != max(lengths):
+            out.append(f"{s}: trajectory_length {e['trajectory_length']} but the longest trajectory "
+                       f"has {max(lengths)} steps")
+    hashes = {s: e["content_hash"] for s, e in splits.items() if s in fmt.SPLITS}
+    if m["content_hash"] != fmt.combine_hashes(hashes):
+        out.append("content_hash is not the combination of the split content hashes")
+    n_train = len(splits["train"]["lengths"])
+    subsets = m["labeled_subsets"]
+    if subsets.get("permutation_seed") != registry.LABELED_PERMUTATION_SEED:
+        out.append(f"labeled_subsets.permutation_seed {subsets.get('permutation_seed')} is not the "
+                   f"published {registry.LABELED_PERMUTATION_SEED}")
+    perm = fmt.labeled_permutation(n_train)
+    flat = m.get("labeled_subset_hashes")
+    for key, v in subsets["budgets"].items():
+        if not str(key).isdigit() or not 1 <= int(key) <= n_train:
+            out.append(f"labeled budget {key!r} is not in 1..{n_train}")
+            continue
+        b = int(key)
+        ids = [int(i) for i in v["ids"]]
+        if ids != perm[:b]:
+            out.append(f"labeled-{b} lists {len(ids)} ids {ids[:8]}{'...' if len(ids) > 8 else ''}, "
+                       f"not the first {b} of the published permutation {perm[:b][:8]}"
+                       f"{'...' if b > 8 else ''}")
+        elif v["sha256"] != fmt.labeled_subset_hash(b, perm[:b]):
+            out.append(f"labeled-{b}: sha256 is not the hash of its ids")
+        if flat is not None and flat.get(str(key)) != fmt.labeled_subset_hash(b, perm[:b]):
+            out.append(f"labeled_subset_hashes[{key!r}] is not the hash of labeled-{b}")
+    if flat is not None and set(map(str, flat)) != set(map(str, subsets["budgets"])):
+        out.append("labeled_subset_hashes and labeled_subsets list different budgets")
+    if m.get("protocol_compliant") is True:
+        why = []
+        if dn is None:
+            why.append("the name is not a registry dataset")
+        else:
+            tier = dn.tier_spec
+            n_eval = len(splits.get("eval", {}).get("lengths", []))
+            if (m.get("policy") or {}).get("kind") != "expert":
+                why.append("the policy is not the expert")
+            if n_train != tier.n_train or n_eval != tier.n_eval:
+                why.append(f"{n_train} train / {n_eval} eval trajectories, the tier has "
+                           f"{tier.n_train} / {tier.n_eval}")
+            if any(t != registry.EPISODE_LENGTH for e in splits.values() for t in e["lengths"]):
+                why.append(f"not every trajectory has {registry.EPISODE_LENGTH} steps")
+            want = {str(b) for b in tier.budgets if b <= n_train}
+            if set(map(str, subsets["budgets"])) != want:
+                why.append(f"budgets {sorted(subsets['budgets'], key=int)} are not the tier's "
+                           f"{sorted(want, key=int)}")
+        if why:
+            out.append(f"claims protocol_compliant but {'; '.join(why)}")
+    return out
+
+
+def _origin_problems(name: str, raw: bytes, m: dict, origin: dict) -> list[str]:
+    """The manifest against its record of origin, the registry pin and the committed known builds."""
+    out = []
+    sha = hashlib.sha256(raw).hexdigest()
+    if not origin:
+        out.append("origin.json is missing or unreadable: where the manifest came from is unknown")
+    elif origin.get("manifest_sha256") != sha:
+        out.append("its sha256 differs from the one origin.json recorded when the dataset was "
+                   "built or downloaded (edited since)")
+    pin = registry.HUB_DATASETS.get(name)
+    if pin is not None and origin.get("kind") == "hub" and origin.get("revision") == pin.revision \
+            and pin.manifest_sha256 != sha:
+        out.append(f"its sha256 is not the one pinned for {name} in registry.HUB_DATASETS")
+    try:
+        from dcsbench.known_datasets import read_committed
+
+        known = [b for b in read_committed() if b.name == name and b.content_hash == m.get("content_hash")]
+    except (OSError, ValueError, KeyError, TypeError):
+        known = []
+    flat = m.get("labeled_subset_hashes") or {}
+    for b in known:
+        for budget, h in b.labeled_subset_hashes.items():
+            if str(budget) in flat and flat[str(budget)] != h:
+                out.append(f"labeled-{budget} hash differs from the committed known build of {name} "
+                           "with this content hash (registry_data/known_datasets.json)")
+    return out
+
+
+def checked_manifest(name: str, root=None) -> tuple[Path, dict]:
+    """``(dataset folder, manifest)`` of a local dataset after every manifest check (module
+    docstring); raises :class:`DatasetIntegrityError` naming ``manifest.json``, or the
+    missing-manifest ``FileNotFoundError``."""
+    d = dataset_dir(name, root)
+    p = d / fmt.MANIFEST
+    if not p.is_file():
+        raise missing_manifest_error(name, root)
+    raw = p.read_bytes()
+    try:
+        m = fmt.load_manifest(p)
+    except ValueError as err:
+        raise DatasetIntegrityError(f"{err}; recreate it with {rebuild_hint(name, read_origin(name, root))}") \
+            from None
+    origin = read_origin(name, root)
+    problems = _origin_problems(name, raw, m, origin) + manifest_problems(name, m)
+    if problems:
+        raise DatasetIntegrityError(
+            f"{p}: refused, the manifest does not check out:\n  " + "\n  ".join(problems)
+            + f"\nRecreate the dataset with {rebuild_hint(name, origin)} "
+              f"(`dcsbench verify {name}` lists every check)")
+    return d, m
+
+
+def _redecode(name: str, d: Path, split: str, m: dict, err: Exception, root, log) -> None:
+    """Rewrite a damaged split cache from the split's shards, checked against the manifest's
+    sha256s first; raises :class:`~dcsbench.data.cache.CacheCorruptError` naming the damaged
+    file when the shards are missing or damaged too."""
+    from dcsbench.data.hub import shard_paths
+
+    e = m["splits"][split]
+    try:
+        paths = shard_paths(name, root)
+    except Exception as exc:  # noqa: BLE001 - any failure to locate shards means: cannot repair
+        paths, why = {}, f"shards not found ({exc})"
+    else:
+        why = ""
+    bad = []
+    for sh in e["shards"]:
+        p = paths.get(sh["path"])
+        if p is None:
+            bad.append(f"{sh['path']} is missing")
+        elif fmt.sha256_file(p) != sh["sha256"]:
+            bad.append(f"{sh['path']} does not match its sha256")
+    if bad or why:
+        path = getattr(err, "path", cache_mod.split_dir(d, split))
+        problem = getattr(err, "problem", str(err))
+        raise cache_mod.CacheCorruptError(
+            path, f"{problem}; cannot re-decode the {split} split ({why or '; '.join(bad)}): "
+                  f"recreate the dataset with {rebuild_hint(name, read_origin(name, root))}")
+    log(f"[dcsbench] {err}\n[dcsbench] re-decoding the {split} split of {name} from "
+        f"{len(e['shards'])} verified shard(s)")
+    try:
+        cache_mod.write_split_cache(
+            d, split, (tr for sh in e["shards"] for tr in fmt.read_shard(paths[sh["path"]])),
+            e["lengths"], int(m["action_dim"]), int(m["state_dim"]), expected_hash=e["content_hash"])
+    except ValueError as exc:  # verified shards that do not decode to what the manifest says
+        raise DatasetIntegrityError(
+            f"{d / fmt.MANIFEST}: does not describe the {split} split's data: the cache fails its "
+            f"check ({err}) and decoding the shards, whose sha256 match, fails too ({exc}); "
+            f"recreate the dataset with {rebuild_hint(name, read_origin(name, root))}") from None
+
+
+def _stderr(msg: str) -> None:
+    print(msg, file=sys.stderr)
+
+
+def open_split(name: str, d: Path, split: str, m: dict, names=cache_mod.ARRAYS, root=None,
+               log=_stderr) -> tuple[dict[str, np.ndarray], str]:
+    """Open arrays of a checked split: ``(arrays, content hash computed while checking)``.
+
+    The cache is checked against ``COMPLETE`` and the manifest (``m``, already checked by
+    :func:`checked_manifest`); a damaged cache is re-decoded once from its verified shards (a
+    message goes to ``log``), else :class:`~dcsbench.data.cache.CacheCorruptError` names the file.
+    """
+    e = m["splits"][split]
+    try:
+        digest = cache_mod.check_split(d, split, e["lengths"], e["content_hash"])
+    except cache_mod.CacheCorruptError as err:
+        _redecode(name, d, split, m, err, root, log)
+        digest = cache_mod.check_split(d, split, e["lengths"], e["content_hash"])
+    if digest != e["content_hash"]:  # defensive: check_split compares it already
+        raise cache_mod.CacheCorruptError(cache_mod.split_dir(d, split), "content hash differs from the manifest's")
+    return cache_mod.read_split_arrays(d, split, names, check=False), digest
 
 
 class DatasetSplit:
@@ -155,8 +419,11 @@ class DatasetSplit:
 
 
 def _parse_split(split: str, manifest: dict) -> tuple[str, list[int]]:
-    """``(base split, trajectory ids)`` for a split name."""
+    """``(base split, trajectory ids)`` for a split name (the manifest is already checked, so the
+    labeled ids are the published permutation's)."""
     if split in ("train", "eval"):
+        if split not in manifest["splits"]:
+            registry.check_choice("split", split, list(manifest["splits"]))
         return split, list(range(manifest["splits"][split]["n_trajectories"]))
     budgets = manifest["labeled_subsets"]["budgets"]
     valid = ["train", "eval", *(f"labeled-{b}" for b in budgets)]
@@ -168,6 +435,9 @@ def load_dataset(name: str, split: str = "train", root=None, download: bool = Tr
     """Open one split of dataset ``name`` (downloading and verifying it first if it is published
     and not cached yet).
 
+    The manifest and the split cache are checked first (module docstring); a damaged cache is
+    re-decoded from its shards or refused naming the file.
+
     Args:
         name: e.g. ``"cheetah-run-distractors-tiny"``.
         split: ``"train"``, ``"eval"`` or ``"labeled-{B}"`` (B among the dataset's budgets).
@@ -178,10 +448,11 @@ def load_dataset(name: str, split: str = "train", root=None, download: bool = Tr
         A :class:`DatasetSplit` with numpy access to frames/actions/rewards/states.
     """
     base = "eval" if split == "eval" else "train"
-    d = ensure_dataset(name, splits=(base,), root=root, download=download)
-    manifest = fmt.load_manifest(d / fmt.MANIFEST)
+    ensure_dataset(name, splits=(base,), root=root, download=download)
+    d, manifest = checked_manifest(name, root)
     base, ids = _parse_split(split, manifest)
-    return DatasetSplit(name, split, manifest, cache_mod.read_split_arrays(d, base), base, ids)
+    arrays, _ = open_split(name, d, base, manifest, root=root)
+    return DatasetSplit(name, split, manifest, arrays, base, ids)
 
 
 @dataclass(frozen=True)
@@ -191,11 +462,18 @@ class ProtocolData:
     Attributes:
         unlabeled: frames of all train trajectories (given to the agent).
         labeled: frames + actions of the budget's labeled trajectories (given to the agent).
+            For ``budget="all"``: every train trajectory.
         eval_split: frames + actions of the eval trajectories (novel backgrounds): harness only
             (``None`` for an imported dataset without an eval file).
         spec: the task's :class:`~dcsbench.agent.EnvSpec` (given to the agent).
         info: identity for the result record: name, task, setting, tier, source, revision,
-            content_hash, labeled_subset_hash, budget, protocol_compliant.
+            content_hash (combined from the split hashes computed while opening, never the
+            manifest's copy), labeled_subset_hash, budget, protocol_compliant, and
+            ``content_check`` (``{split: "full"|"sampled"}``, how each split was checked).
+        train_labeled: frames + actions of **all** train trajectories (``trajectory_ids``
+            ``0..N-1``). **Harness only, never given to the agent** (it holds every label): the
+            runner uses it for measurements that need the train actions, e.g. the probe of the
+            agent's latent actions. ``None`` only when built by hand.
     """
 
     unlabeled: UnlabeledView
@@ -203,37 +481,68 @@ class ProtocolData:
     eval_split: EvalSplit | None
     spec: EnvSpec
     info: dict
+    train_labeled: LabeledView | None = None
 
 
-def prepare(name: str, budget: int, root=None, download: bool = True) -> ProtocolData:
+def prepare(name: str, budget: int | str, root=None, download: bool = True) -> ProtocolData:
     """Open dataset ``name`` for a protocol run with label budget ``budget``.
 
-    The views are built straight from the memory-mapped cache: the unlabeled view gets the
-    train frames file only, the labeled view additionally a copy of its B trajectories' actions;
-    rewards, states and the eval split are never opened for them.
+    Args:
+        name: dataset name.
+        budget: one of the manifest's labeled budgets, or ``"all"``: the labeled view is every
+            train trajectory (reference measurements); ``info["budget"]`` is then the number of
+            train trajectories and ``info["labeled_subset_hash"]`` is
+            ``format.labeled_subset_hash(N, [0, ..., N-1])``, hashed like a labeled subset.
+        root: cache root.
+        download: allow downloading a published dataset that is not cached.
+
+    The manifest is checked (:func:`checked_manifest`; the labeled ids are the published
+    permutation's first B, exactly B of them) and every split cache is checked when opened
+    (:func:`open_split`: re-decoded from verified shards, or refused naming the file). The views
+    are built straight from the memory-mapped cache: the unlabeled view gets the train frames
+    file only, the labeled view additionally a copy of its B trajectories' actions; rewards,
+    states and the eval split are never opened for them. ``train_labeled`` (all train actions)
+    and ``eval_split`` are harness only.
     """
-    d = ensure_dataset(name, splits=("train",), root=root, download=download)
-    m = fmt.load_manifest(d / fmt.MANIFEST)
+    all_labels = isinstance(budget, str) and budget == "all"
+    if not all_labels:
+        if isinstance(budget, bool) or not isinstance(budget, (int, np.integer, str)) or \
+                (isinstance(budget, str) and not budget.isdigit()):
+            raise ValueError(f"budget must be a positive integer or 'all', got {budget!r}")
+        budget = int(budget)
+    ensure_dataset(name, splits=("train",), root=root, download=download)
+    d, m = checked_manifest(name, root)
     if "eval" in m["splits"]:
         ensure_dataset(name, splits=("eval",), root=root, download=download)
-    budgets = m["labeled_subsets"]["budgets"]
-    registry.check_choice("budget", str(int(budget)), budgets)
-    ids = [int(i) for i in budgets[str(int(budget))]["ids"]]
-
     train = m["splits"]["train"]
     lengths = np.asarray(train["lengths"], dtype=np.int64)
     starts = np.concatenate([[0], np.cumsum(lengths)[:-1]])
-    frames = cache_mod.read_split_arrays(d, "train", names=("frames",))["frames"]
-    unlabeled = UnlabeledView(frames, starts, lengths)
-    all_actions = cache_mod.read_split_arrays(d, "train", names=("actions",))["actions"]
-    lab_actions = np.concatenate([all_actions[starts[i]:starts[i] + lengths[i]] for i in ids])
-    del all_actions
-    labeled = LabeledView(frames, starts[ids], lengths[ids], lab_actions, ids)
+    budgets = m["labeled_subsets"]["budgets"]
+    if all_labels:
+        ids = list(range(len(lengths)))
+        budget_n, subset_hash = len(ids), fmt.labeled_subset_hash(len(ids), ids)
+    else:
+        registry.check_choice("budget", str(budget), budgets)
+        ids = fmt.labeled_permutation(len(lengths))[:budget]  # recomputed, == manifest (checked)
+        budget_n, subset_hash = budget, fmt.labeled_subset_hash(budget, ids)
 
+    arrays, train_hash = open_split(name, d, "train", m, names=("frames", "actions"), root=root)
+    frames = arrays["frames"]
+    unlabeled = UnlabeledView(frames, starts, lengths)
+    all_actions = arrays["actions"]
+    lab_actions = np.concatenate([all_actions[starts[i]:starts[i] + lengths[i]] for i in ids])
+    labeled = LabeledView(frames, starts[ids], lengths[ids], lab_actions, ids)
+    train_labeled = LabeledView(frames, starts, lengths, all_actions, list(range(len(lengths))))
+    del all_actions, arrays
+
+    split_hashes = {"train": train_hash}
+    checks = {"train": _check_kind(d, "train")}
     eval_split = None
     if "eval" in m["splits"]:
         ev = m["splits"]["eval"]
-        ev_arr = cache_mod.read_split_arrays(d, "eval", names=("frames", "actions"))
+        ev_arr, split_hashes["eval"] = open_split(name, d, "eval", m, names=("frames", "actions"),
+                                                  root=root)
+        checks["eval"] = _check_kind(d, "eval")
         ev_lengths = np.asarray(ev["lengths"], dtype=np.int64)
         eval_split = EvalSplit(ev_arr["frames"], np.concatenate([[0], np.cumsum(ev_lengths)[:-1]]),
                                ev_lengths, ev_arr["actions"], seeds=ev["seeds"])
@@ -246,7 +555,13 @@ def prepare(name: str, budget: int, root=None, download: bool = True) -> Protoco
     origin = read_origin(name, root)
     info = {"name": name, "task": m["task"], "setting": m["setting"], "tier": m["tier"],
             "source": m["source"], "revision": origin.get("revision") or origin.get("kind", "local"),
-            "content_hash": m["content_hash"],
-            "labeled_subset_hash": budgets[str(int(budget))]["sha256"], "budget": int(budget),
-            "protocol_compliant": bool(m["protocol_compliant"])}
-    return ProtocolData(unlabeled, labeled, eval_split, spec, info)
+            "content_hash": fmt.combine_hashes(split_hashes),
+            "labeled_subset_hash": subset_hash, "budget": budget_n,
+            "protocol_compliant": bool(m["protocol_compliant"]), "content_check": checks}
+    return ProtocolData(unlabeled, labeled, eval_split, spec, info, train_labeled)
+
+
+def _check_kind(d: Path, split: str) -> str:
+    """``"full"`` or ``"sampled"``: how :func:`dcsbench.data.cache.check_split` checked a split."""
+    total = sum((cache_mod.split_dir(d, split) / f"{k}.npy").stat().st_size for k in cache_mod.ARRAYS)
+    return "full" if total <= cache_mod.FULL_CHECK_MAX_BYTES else "sampled"

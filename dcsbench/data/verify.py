@@ -5,8 +5,16 @@ Checks, each reported with the file it concerns:
 1. the manifest's sha256 against the one pinned in the registry (published datasets) and the one
    recorded when the dataset was written/downloaded;
 2. every shard's sha256 (local ``data/`` or the Hugging Face cache);
-3. every split cache: present (COMPLETE marker) and the content hash of its decoded arrays;
-4. with ``deep=True``, the shards are decoded again and their content hash compared too.
+3. the manifest's consistency (:func:`dcsbench.data.store.manifest_problems`: labeled ids
+   recomputed from the published permutation, lengths, counts, hashes, compliance claim);
+4. every split cache: present (COMPLETE marker), every file's size and header, and the content
+   hash of its decoded arrays, always in full (:func:`dcsbench.data.cache.check_split`); a
+   truncated or damaged file is reported by name with what is wrong;
+5. with ``deep=True``, the shards are decoded again and their content hash compared too.
+
+A missing ``manifest.json`` raises the same error as ``load_dataset``
+(:func:`dcsbench.data.build.missing_manifest_error`). Fix hints follow the dataset's origin:
+``dcsbench build NAME`` for a local build, ``dcsbench download NAME`` for a download.
 """
 
 from __future__ import annotations
@@ -18,7 +26,7 @@ from dataclasses import dataclass, field
 from dcsbench import registry
 from dcsbench.data import cache as cache_mod
 from dcsbench.data import format as fmt
-from dcsbench.data.build import dataset_dir
+from dcsbench.data.build import dataset_dir, missing_manifest_error, rebuild_hint
 
 
 @dataclass
@@ -58,10 +66,14 @@ def verify(name: str, root=None, deep: bool = False) -> VerifyReport:
     if not mpath.is_file():
         if name not in registry.HUB_DATASETS:
             registry.parse_dataset_name(name)
-        raise FileNotFoundError(f"dataset {name!r} is not in the local cache {d.parent}")
+        raise missing_manifest_error(name, root)
     mtext = mpath.read_bytes()
     msha = hashlib.sha256(mtext).hexdigest()
-    origin = json.loads((d / "origin.json").read_text()) if (d / "origin.json").is_file() else {}
+    try:
+        origin = json.loads((d / "origin.json").read_text()) if (d / "origin.json").is_file() else {}
+    except ValueError:
+        origin = {}
+    fix = rebuild_hint(name, origin)
     rep.add(fmt.MANIFEST, origin.get("manifest_sha256") == msha,
             "" if origin.get("manifest_sha256") == msha else "differs from the one recorded at write time")
     pinned = registry.HUB_DATASETS.get(name)
@@ -69,6 +81,12 @@ def verify(name: str, root=None, deep: bool = False) -> VerifyReport:
         rep.add(f"{fmt.MANIFEST} (registry pin)", pinned.manifest_sha256 == msha,
                 "" if pinned.manifest_sha256 == msha else "differs from registry.HUB_DATASETS")
     m = fmt.load_manifest(mpath)
+    from dcsbench.data.store import manifest_problems
+
+    problems = manifest_problems(name, m)
+    rep.add(f"{fmt.MANIFEST} (consistency)", not problems, "; ".join(problems))
+    if problems:
+        return rep
 
     paths = shard_paths(name, root)
     for split in (s for s in fmt.SPLITS if s in m["splits"]):
@@ -81,14 +99,18 @@ def verify(name: str, root=None, deep: bool = False) -> VerifyReport:
             got = fmt.sha256_file(p)
             rep.add(sh["path"], got == sh["sha256"],
                     "" if got == sh["sha256"] else f"sha256 {got[:12]}... != manifest {sh['sha256'][:12]}... "
-                    f"(truncated or corrupted; `dcsbench download {name}` re-fetches it)")
+                    f"(truncated or corrupted; recreate it with {fix})")
         done = cache_mod.split_complete(d, split)
-        if done is None:
-            rep.add(f"cache/{split}", False, "not built (download or build the split)")
+        if done is None and not (cache_mod.split_dir(d, split) / cache_mod.COMPLETE).is_file():
+            rep.add(f"cache/{split}", False, f"not built (get it with {fix})")
         else:
-            got = cache_mod.hash_split_cache(d, split, e["lengths"])
-            rep.add(f"cache/{split}", got == e["content_hash"],
-                    "" if got == e["content_hash"] else "decoded arrays differ from the manifest's content hash")
+            try:
+                cache_mod.check_split(d, split, e["lengths"], e["content_hash"], full=True)
+                rep.add(f"cache/{split}", True)
+            except cache_mod.CacheCorruptError as err:
+                where = err.path.relative_to(d) if err.path.is_relative_to(d) else err.path
+                rep.add(f"cache/{split}", False, f"{where.as_posix()}: {err.problem} (the next "
+                        "load_dataset/prepare re-decodes it from the shards if they check out)")
         if deep and all(paths.get(sh["path"]) for sh in e["shards"]):
             h = fmt.ContentHasher()
             for sh in e["shards"]:

@@ -70,7 +70,9 @@ def test_publish_then_load_by_name(published):
     repo = state.repo("dataset", REPO)
     _, files = repo.resolve(sha)
     assert set(files) == {"README.md", "manifest.json", _shard(published["manifest"]),
-                          _shard(published["manifest"], "eval")}
+                          _shard(published["manifest"], "eval"), "preview/train-00000-of-00001.parquet",
+                          "preview/eval-00000-of-00001.parquet"}
+    assert f"datasets.load_dataset(\"{REPO}\", \"preview\"" in files["README.md"].decode()
     assert _shard(published["manifest"]) in repo.lfs_paths  # shards went through LFS
     ds = store.load_dataset(NAME, split="labeled-2")  # downloads + verifies on first use
     src = store.load_dataset(NAME, split="labeled-2", root=published["src"])
@@ -233,7 +235,7 @@ def test_cli_download_list_remote_and_unknown_names(published, capsys):
     assert args.func(args) == 0
     out = capsys.readouterr().out
     line = next(ln for ln in out.splitlines() if ln.startswith(NAME + " "))
-    assert REPO in line and "4 files" in line
+    assert REPO in line and "6 files" in line  # card, manifest, 2 shards, 2 preview files
     with pytest.raises(registry.UnknownNameError, match="hopper-hop-clean-tiny"):
         hub.download("hopper-hop-clean-tinyy")
     with pytest.raises(FileNotFoundError, match="not published"):
@@ -256,3 +258,42 @@ def test_fixture_supports_upload_folder(hub_server, tmp_path):
     files = api.list_repo_files("org/board", repo_type="space")
     assert sorted(files) == ["img/plot.png", "index.html"]
 
+
+
+def test_preview_config_loads_with_datasets(tmp_path, monkeypatch):
+    """The built folder, loaded with ``datasets.load_dataset`` (offline, local folder): the default
+    config keeps the lossless raw-bytes ``obs``; the ``preview`` config decodes ``image`` to PIL
+    images equal to the frames, a few evenly spaced frames per trajectory."""
+    import datasets
+
+    monkeypatch.setenv("HF_DATASETS_CACHE", str(tmp_path / "hf_datasets"))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
+    root = tmp_path / "home"
+    m = _make_local(root)
+    info = hub.build_preview(NAME, root=root, trajectories=5, frames=3)
+    folder = root / "datasets" / NAME
+    assert info["splits"]["train"] == {"trajectories": 5, "frames_per_trajectory": 3, "rows": 15,
+                                       "bytes": (folder / "preview/train-00000-of-00001.parquet").stat().st_size}
+    assert info["splits"]["eval"]["rows"] == 2 * 3
+    card = (folder / "README.md").read_text()
+    assert "config_name: preview" in card and "## Loading" in card
+    pv = datasets.load_dataset(str(folder), "preview", split="train",
+                               cache_dir=str(tmp_path / "hf_datasets"))
+    assert isinstance(pv.features["image"], datasets.Image) and len(pv) == 15
+    ids = sorted(set(pv["episode"]))
+    assert ids == [0, 2, 4, 5, 7]  # evenly spaced over 8 trajectories
+    assert sorted(set(pv["step"])) == [0, 10, 19]  # first, middle, last of 20 steps
+    for r in (0, 7, 14):
+        row = pv[r]
+        ep = _episode(row["episode"])
+        np.testing.assert_array_equal(np.asarray(row["image"]), ep["obs"][row["step"]])  # lossless
+        np.testing.assert_allclose(row["action"], ep["actions"][row["step"]])
+        assert row["seed"] == row["episode"]
+    ev = datasets.load_dataset(str(folder), "preview", split="eval", cache_dir=str(tmp_path / "hf_datasets"))
+    assert set(ev["seed"]) == {1_000_000, 1_000_001}
+    full = datasets.load_dataset(str(folder), split="train", cache_dir=str(tmp_path / "hf_datasets"))
+    assert len(full) == 8 * T and full.features["obs"].dtype == "fixed_size_binary[12288]"  # as is
+    frames = fmt.frames_from_arrow(full.with_format("arrow")[0:T]["obs"])
+    np.testing.assert_array_equal(frames, _episode(0)["obs"])
+    assert m["content_hash"] == fmt.load_manifest(folder / "manifest.json")["content_hash"]

@@ -152,6 +152,15 @@ def arrow_schema(action_dim: int, state_dim: int):
                  "dcsbench.frame_shape": json.dumps(list(FRAME_SHAPE))})
 
 
+def real_float32(a, what: str) -> np.ndarray:
+    """``a`` as a float32 array, refusing complex or non-numeric input: a cast would drop the
+    imaginary part (or fail obscurely) without a word. ``what`` names the data in the error."""
+    a = np.asarray(a)
+    if np.iscomplexobj(a) or a.dtype.kind not in "biuf":
+        raise ValueError(f"{what} must be real numbers, got dtype {a.dtype}")
+    return a.astype(np.float32, copy=False)
+
+
 def episode_table(episode: int, ep: dict, schema):
     """One trajectory as a pyarrow Table (one row per step)."""
     import pyarrow as pa
@@ -161,8 +170,8 @@ def episode_table(episode: int, ep: dict, schema):
     if obs.shape[1:] != FRAME_SHAPE:
         raise ValueError(f"frames must be (T, {', '.join(map(str, FRAME_SHAPE))}), got {obs.shape}")
 
-    def fsl(a, dtype, width):
-        a = np.ascontiguousarray(a, dtype=dtype).reshape(t, width)
+    def fsl(a, dtype, width, what):
+        a = np.ascontiguousarray(real_float32(a, f"trajectory {episode}: {what}")).reshape(t, width)
         return pa.FixedSizeListArray.from_arrays(pa.array(a.reshape(-1)), width)
 
     cols = [
@@ -170,9 +179,9 @@ def episode_table(episode: int, ep: dict, schema):
         pa.array(np.arange(t, dtype=np.int32)),
         pa.array(np.full(t, int(ep["seed"]), np.int64)),
         pa.FixedSizeBinaryArray.from_buffers(pa.binary(FRAME_BYTES), t, [None, pa.py_buffer(obs)]),
-        fsl(ep["actions"], np.float32, schema.field("action").type.list_size),
-        pa.array(np.asarray(ep["rewards"], np.float32).reshape(t)),
-        fsl(ep["states"], np.float32, schema.field("state").type.list_size),
+        fsl(ep["actions"], np.float32, schema.field("action").type.list_size, "actions"),
+        pa.array(real_float32(ep["rewards"], f"trajectory {episode}: rewards").reshape(t)),
+        fsl(ep["states"], np.float32, schema.field("state").type.list_size, "states"),
     ]
     return pa.Table.from_arrays(cols, schema=schema)
 
@@ -284,8 +293,16 @@ def manifest_text(manifest: dict) -> str:
     return json.dumps(manifest, indent=1, sort_keys=True) + "\n"
 
 
-def card_text(m: dict) -> str:
-    """Dataset card (README.md) with a YAML header for the Hub and the ``datasets`` library."""
+def card_text(m: dict, preview: dict | None = None, repo_id: str | None = None) -> str:
+    """Dataset card (README.md) with a YAML header for the Hub and the ``datasets`` library.
+
+    Args:
+        m: the manifest.
+        preview: the preview config written by :func:`dcsbench.data.hub.build_preview`
+            (``{"dir", "splits": {split: {"trajectories", "frames_per_trajectory", "rows"}}}``);
+            adds a ``preview`` config (frames as an ``Image`` feature) the dataset viewer can show.
+        repo_id: the Hub repo, for the loading snippet (default a placeholder).
+    """
     import yaml
 
     header = {
@@ -294,7 +311,10 @@ def card_text(m: dict) -> str:
         "tags": ["dcsbench", "distracting-control-suite", "latent-action-learning", "robotics"],
         "task_categories": ["reinforcement-learning"],
         "configs": [{"config_name": "default", "data_files": [
-            {"split": s, "path": f"{DATA_DIR}/{s}-*.parquet"} for s in SPLITS if s in m["splits"]]}],
+            {"split": s, "path": f"{DATA_DIR}/{s}-*.parquet"} for s in SPLITS if s in m["splits"]]}]
+        + ([{"config_name": "preview", "data_files": [
+            {"split": s, "path": f"{preview['dir']}/{s}-*.parquet"} for s in SPLITS
+            if s in preview["splits"]]}] if preview else []),
         "dcsbench": {
             "protocol_version": m["protocol_version"], "format_version": m["format_version"],
             "name": m["name"], "task": m["task"], "setting": m["setting"], "tier": m["tier"],
@@ -329,6 +349,25 @@ def card_text(m: dict) -> str:
               "`episode`, `step`, `seed`. Read with `dcsbench.load_dataset(name, split=...)`, or with "
               "`datasets`: `np.frombuffer(row[\"obs\"], np.uint8).reshape(64, 64, 3)`.", "",
               f"Content hash (decoded arrays): `{m['content_hash']}`.", ""]
+    repo = repo_id or f"ORG/{m['name']}"
+    lines += ["## Loading", "", "```python", "import numpy as np, datasets", "",
+              "# the full data, lossless: one row per step, frames as raw bytes",
+              f"ds = datasets.load_dataset(\"{repo}\", split=\"train\")",
+              "frame = np.frombuffer(ds[0][\"obs\"], np.uint8).reshape(64, 64, 3)",
+              "# fast: frames = dcsbench.data.format.frames_from_arrow(ds.with_format(\"arrow\")[0:1000][\"obs\"])"]
+    if preview:
+        lines += ["", "# a look at the data: a few frames per trajectory as images (PIL)",
+                  f"pv = datasets.load_dataset(\"{repo}\", \"preview\", split=\"train\")",
+                  "pv[0][\"image\"]"]
+    lines += ["", "# or, with dcsbench (downloads, verifies, memory-maps):",
+              "# dcsbench.load_dataset(NAME, split=\"labeled-8\")", "```", ""]
+    if preview:
+        per = next(iter(preview["splits"].values()))
+        lines += [f"The `preview` config (`{preview['dir']}/`) holds {per['frames_per_trajectory']} "
+                  "evenly spaced frames of up to "
+                  f"{per['trajectories']} trajectories per split as PNG images (`image`, lossless), "
+                  "with `episode`, `step`, `seed`, `action`, `reward`, so that the Hub's dataset viewer "
+                  "shows pictures; it is derived from the data and not part of the content hash.", ""]
     if not m["protocol_compliant"]:
         lines += ["**Not protocol-compliant** (non-default size or episode length): do not report "
                   "leaderboard results on it.", ""]

@@ -12,8 +12,14 @@
   whose content hash must equal the manifest's. Only then does the split count as present.
 * Offline (``HF_HUB_OFFLINE=1``): only the Hugging Face cache is used, and a missing file is
   reported by name.
-* :func:`publish` uploads ``README.md``, ``manifest.json`` and ``data/*.parquet`` in one commit
-  (``HfApi.create_commit``) and returns the commit sha to pin in ``registry.HUB_DATASETS``.
+* :func:`publish` uploads ``README.md``, ``manifest.json``, ``data/*.parquet`` and the preview
+  ``preview/*.parquet`` in one commit (``HfApi.create_commit``) and returns the commit sha to pin
+  in ``registry.HUB_DATASETS``.
+* :func:`build_preview` writes the small ``preview`` config: the dataset viewer and ``datasets``
+  show the lossless ``obs`` column as 12,288 raw bytes, so a few evenly spaced frames per
+  trajectory are also stored as PNG images with an ``Image`` feature (``datasets`` decodes them to
+  PIL images; the Hub's viewer shows them). It is derived from the data, not part of the manifest
+  or the content hash, and the card gains its config and a loading snippet.
 
 The endpoint is ``$HF_ENDPOINT`` (default huggingface.co) and the token the usual
 ``huggingface_hub`` one (``HF_TOKEN`` or ``hf auth login``).
@@ -35,6 +41,13 @@ from dcsbench.data.build import dataset_dir
 from dcsbench.results import atomic_write_text
 
 REPO_TYPE = "dataset"
+
+#: Folder of the preview config inside a dataset folder / Hub repo.
+PREVIEW_DIR = "preview"
+
+#: Preview size: trajectories per split (evenly spaced ids) and frames per trajectory.
+PREVIEW_TRAJECTORIES = 32
+PREVIEW_FRAMES = 4
 
 
 class IntegrityError(ValueError):
@@ -219,12 +232,93 @@ def shard_paths(name: str, root=None, offline: bool | None = None) -> dict[str, 
     return out
 
 
+def _preview_features(action_dim: int):
+    import datasets
+
+    return datasets.Features({
+        "episode": datasets.Value("int32"), "step": datasets.Value("int32"),
+        "seed": datasets.Value("int64"), "image": datasets.Image(),
+        "action": datasets.List(datasets.Value("float32"), length=action_dim),
+        "reward": datasets.Value("float32")})
+
+
+def build_preview(name: str, root=None, trajectories: int = PREVIEW_TRAJECTORIES,
+                  frames: int = PREVIEW_FRAMES, repo_id: str | None = None) -> dict:
+    """Write the ``preview`` config of a local dataset and add it to its card.
+
+    For every split in the local cache: ``frames`` evenly spaced steps of up to ``trajectories``
+    evenly spaced trajectories, one row each (``episode``, ``step``, ``seed``, ``image`` as a
+    lossless PNG with the ``datasets`` ``Image`` feature, ``action``, ``reward``), in
+    ``preview/{split}-00000-of-00001.parquet`` (atomic writes). The card (README.md) is rewritten
+    with the ``preview`` config and a loading snippet (``repo_id`` names the repo in it).
+
+    Returns:
+        ``{"dir", "splits": {split: {"trajectories", "frames_per_trajectory", "rows", "bytes"}}}``.
+    """
+    import io
+
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+    from PIL import Image
+
+    d = dataset_dir(name, root)
+    if not (d / fmt.MANIFEST).is_file():
+        raise FileNotFoundError(f"dataset {name!r} is not in the local cache {d.parent}")
+    m = fmt.load_manifest(d / fmt.MANIFEST)
+    feats = _preview_features(int(m["action_dim"]))
+    meta = {"huggingface": json.dumps({"info": {"features": feats.to_dict()}})}
+    schema = pa.schema([
+        ("episode", pa.int32()), ("step", pa.int32()), ("seed", pa.int64()),
+        ("image", pa.struct([("bytes", pa.binary()), ("path", pa.string())])),
+        ("action", pa.list_(pa.float32(), int(m["action_dim"]))), ("reward", pa.float32())],
+        metadata=meta)
+    out = {"dir": PREVIEW_DIR, "splits": {}}
+    (d / PREVIEW_DIR).mkdir(exist_ok=True)
+    for split, e in m["splits"].items():
+        if cache_mod.split_complete(d, split) is None:
+            continue
+        arr = cache_mod.read_split_arrays(d, split, names=("frames", "actions", "rewards"))
+        lengths = np.asarray(e["lengths"], np.int64)
+        starts = np.concatenate([[0], np.cumsum(lengths)[:-1]])
+        n = len(lengths)
+        ids = sorted({int(round(x)) for x in np.linspace(0, n - 1, min(trajectories, n))})
+        rows = {k: [] for k in ("episode", "step", "seed", "image", "action", "reward")}
+        for i in ids:
+            t = int(lengths[i])
+            for step in sorted({int(round(x)) for x in np.linspace(0, t - 1, min(frames, t))}):
+                j = int(starts[i]) + step
+                buf = io.BytesIO()
+                Image.fromarray(np.asarray(arr["frames"][j])).save(buf, format="PNG")
+                rows["episode"].append(i)
+                rows["step"].append(step)
+                rows["seed"].append(int(e["seeds"][i]))
+                rows["image"].append({"bytes": buf.getvalue(), "path": None})
+                rows["action"].append(np.asarray(arr["actions"][j], np.float32).tolist())
+                rows["reward"].append(float(arr["rewards"][j]))
+        table = pa.table(rows, schema=schema)
+        rel = f"{PREVIEW_DIR}/{split}-00000-of-00001.parquet"
+        tmp = d / f"{rel}.tmp"
+        pq.write_table(table, tmp, compression="zstd")
+        os.replace(tmp, d / rel)
+        out["splits"][split] = {"trajectories": len(ids), "frames_per_trajectory": frames,
+                                "rows": len(table), "bytes": (d / rel).stat().st_size}
+    atomic_write_text(d / fmt.CARD, fmt.card_text(m, preview=out, repo_id=repo_id))
+    return out
+
+
+def _preview_files(d: Path) -> list[Path]:
+    return sorted((d / PREVIEW_DIR).glob("*.parquet")) if (d / PREVIEW_DIR).is_dir() else []
+
+
 def publish(name: str, repo_id: str, root=None, private: bool = False, token: str | None = None,
             message: str | None = None) -> str:
     """Upload a local dataset (card, manifest, shards) to ``repo_id`` in one commit.
 
-    Shards are checked against the manifest before anything is sent. Returns the commit sha: pin
-    it (with the manifest sha256) in :data:`dcsbench.registry.HUB_DATASETS`.
+    Shards are checked against the manifest before anything is sent. The preview config
+    (:func:`build_preview`) is built first when the local cache allows it, and the card uploaded
+    names ``repo_id`` in its loading snippet. Returns the commit sha: pin it (with the manifest
+    sha256) in :data:`dcsbench.registry.HUB_DATASETS`.
     """
     from huggingface_hub import CommitOperationAdd, HfApi
 
@@ -234,8 +328,13 @@ def publish(name: str, repo_id: str, root=None, private: bool = False, token: st
                                 f"with `dcsbench build {name}`")
     m = fmt.load_manifest(d / fmt.MANIFEST)
     paths = shard_paths(name, root)
-    ops = [CommitOperationAdd(path_in_repo=fmt.CARD, path_or_fileobj=str(d / fmt.CARD)),
+    card = fmt.card_text(m, repo_id=repo_id)
+    if any(cache_mod.split_complete(d, s) for s in m["splits"]):
+        card = fmt.card_text(m, preview=build_preview(name, root, repo_id=repo_id), repo_id=repo_id)
+    ops = [CommitOperationAdd(path_in_repo=fmt.CARD, path_or_fileobj=card.encode("utf-8")),
            CommitOperationAdd(path_in_repo=fmt.MANIFEST, path_or_fileobj=str(d / fmt.MANIFEST))]
+    ops += [CommitOperationAdd(path_in_repo=f"{PREVIEW_DIR}/{p.name}", path_or_fileobj=str(p))
+            for p in _preview_files(d)]
     for s, e in m["splits"].items():
         for sh in e["shards"]:
             p = paths[sh["path"]]

@@ -322,3 +322,26 @@ def test_missing_manifest_hint_follows_origin(home, monkeypatch):
     assert f"`dcsbench download {NAME}`" in str(build_mod.missing_manifest_error(NAME, root))
     (d / "origin.json").write_text(json.dumps({"kind": "local"}))
     assert f"`dcsbench build {NAME}`" in str(build_mod.missing_manifest_error(NAME, root))
+
+
+# --------------------------------------------------------------------------- complex actions
+
+
+def test_complex_actions_are_refused_not_truncated(tmp_path):
+    t = 4
+    ep = {"obs": np.zeros((t, 64, 64, 3), np.uint8), "actions": np.full((t, 2), 1 + 2j),
+          "rewards": np.zeros(t, np.float32), "states": np.zeros((t, 3), np.float32), "seed": 0}
+    with pytest.raises(ValueError, match="trajectory 0: actions must be real numbers, got dtype complex128"):
+        fmt.episode_table(0, ep, fmt.arrow_schema(2, 3))
+    import h5py
+
+    from dcsbench.data.hdf5 import import_hdf5
+
+    path = tmp_path / "train.hdf5"
+    with h5py.File(path, "w") as f:
+        g = f.create_group("0")
+        g["obs"] = ep["obs"]
+        g["actions"] = ep["actions"]
+    with pytest.raises(ValueError, match="actions must be real numbers"):
+        import_hdf5(path, "laom-complex", task="cheetah-run", setting="distractors",
+                    root=tmp_path / "home")

@@ -152,6 +152,15 @@ def arrow_schema(action_dim: int, state_dim: int):
                  "dcsbench.frame_shape": json.dumps(list(FRAME_SHAPE))})
 
 
+def real_float32(a, what: str) -> np.ndarray:
+    """``a`` as a float32 array, refusing complex or non-numeric input: a cast would drop the
+    imaginary part (or fail obscurely) without a word. ``what`` names the data in the error."""
+    a = np.asarray(a)
+    if np.iscomplexobj(a) or a.dtype.kind not in "biuf":
+        raise ValueError(f"{what} must be real numbers, got dtype {a.dtype}")
+    return a.astype(np.float32, copy=False)
+
+
 def episode_table(episode: int, ep: dict, schema):
     """One trajectory as a pyarrow Table (one row per step)."""
     import pyarrow as pa
@@ -161,8 +170,8 @@ def episode_table(episode: int, ep: dict, schema):
     if obs.shape[1:] != FRAME_SHAPE:
         raise ValueError(f"frames must be (T, {', '.join(map(str, FRAME_SHAPE))}), got {obs.shape}")
 
-    def fsl(a, dtype, width):
-        a = np.ascontiguousarray(a, dtype=dtype).reshape(t, width)
+    def fsl(a, dtype, width, what):
+        a = np.ascontiguousarray(real_float32(a, f"trajectory {episode}: {what}")).reshape(t, width)
         return pa.FixedSizeListArray.from_arrays(pa.array(a.reshape(-1)), width)
 
     cols = [
@@ -170,9 +179,9 @@ def episode_table(episode: int, ep: dict, schema):
         pa.array(np.arange(t, dtype=np.int32)),
         pa.array(np.full(t, int(ep["seed"]), np.int64)),
         pa.FixedSizeBinaryArray.from_buffers(pa.binary(FRAME_BYTES), t, [None, pa.py_buffer(obs)]),
-        fsl(ep["actions"], np.float32, schema.field("action").type.list_size),
-        pa.array(np.asarray(ep["rewards"], np.float32).reshape(t)),
-        fsl(ep["states"], np.float32, schema.field("state").type.list_size),
+        fsl(ep["actions"], np.float32, schema.field("action").type.list_size, "actions"),
+        pa.array(real_float32(ep["rewards"], f"trajectory {episode}: rewards").reshape(t)),
+        fsl(ep["states"], np.float32, schema.field("state").type.list_size, "states"),
     ]
     return pa.Table.from_arrays(cols, schema=schema)
 

@@ -75,7 +75,7 @@ def _read_group(g, index: int, seed_default: int) -> dict:
     for k in ("obs", "actions"):
         if k not in g:
             raise ValueError(f"group {g.name}: missing dataset {k!r}")
-    actions = np.asarray(g["actions"], dtype=np.float32)
+    actions = fmt.real_float32(g["actions"][()], f"group {g.name}: actions")
     t = len(actions)
     obs = np.asarray(g["obs"])
     if obs.dtype != np.uint8 or obs.ndim != 4 or obs.shape[1:] != fmt.FRAME_SHAPE:
@@ -85,13 +85,13 @@ def _read_group(g, index: int, seed_default: int) -> dict:
     if len(obs) != t:
         raise ValueError(f"group {g.name}: {len(obs)} frames for {t} actions")
     if "rewards" in g:
-        rewards = np.asarray(g["rewards"], dtype=np.float32).reshape(-1)[:t]
+        rewards = fmt.real_float32(g["rewards"][()], f"group {g.name}: rewards").reshape(-1)[:t]
         if len(rewards) != t:
             raise ValueError(f"group {g.name}: {len(rewards)} rewards for {t} actions")
     else:  # the authors' release: per-trajectory return only (attribute traj_return)
         rewards = np.zeros(t, np.float32)
     if "states" in g:
-        states = np.asarray(g["states"], dtype=np.float32)
+        states = fmt.real_float32(g["states"][()], f"group {g.name}: states")
         states = states.reshape(len(states), -1)[:t]
         if len(states) != t:
             raise ValueError(f"group {g.name}: {len(states)} states for {t} actions")

@@ -25,7 +25,7 @@ on 16 trajectories whatever its length (500 updates: ~8; 3000 updates: 54.3), be
 10% guard. On the lent H100 machine the evaluation, not training, is the bottleneck: its CPU
 steps the distractor environments at 232 / 432 steps/s (1 / 5 envs per wave) and with 12-14
 concurrent runs no run finished its 50 episodes within 7.5 min, so the ``small`` (GPU) preset
-was used only for the LAM probe study (``benchmarks/probe_study.py``, no rollouts).
+was used only for the LAM probe study (the LAM probe study, no rollouts; since replaced by ``benchmarks/probe_table.py``).
 
     python benchmarks/tiny_study.py --workers 2 --reference-set bc.updates=3000 \
         --reference-min-fraction 0.05                            # 2-core CPU (the committed study)
@@ -63,7 +63,7 @@ def init_worker(threads: int) -> None:
 
 def method_overrides(method: str, preset: str, device: str, sets: list[str]) -> list[str]:
     """``runtime.device`` plus those of the study-wide ``--set`` overrides whose section
-    (``bc.``, ``lam.``, ...) ``method``'s config has. Also used by ``probe_study.py``."""
+    (``bc.``, ``lam.``, ...) ``method``'s config has. """
     import baselines
 
     cfg = baselines.load_config(method, preset)
@@ -82,10 +82,9 @@ def run_one(method: str, dataset: str, budget: int, seed: int, records: str, dev
     agent = baselines.make_agent(method, preset, **baselines.parse_overrides(over))
     rec = evaluate(agent, dataset, budget, seed, out=records, n_episodes=n_episodes,
                    num_envs=num_envs, progress=False, verbose=False)
-    score = rec.primary.normalized_score
-    msg = f"return {rec.primary.mean_return:.1f}" + (f", score {score:.3f}" if score is not None else "")
-    if "probe_mse_eval" in rec.offline_metrics:
-        msg += f", probe_mse_eval {rec.offline_metrics['probe_mse_eval']:.4f}"
+    msg = f"return {rec.primary.mean_return:.1f}"
+    if "probe_mse_train" in rec.offline_metrics:
+        msg += f", probe_mse_train {rec.offline_metrics['probe_mse_train']:.4f}"
     return method, budget, seed, time.time() - t0, msg
 
 
@@ -97,7 +96,7 @@ def collect_rows(records: Path, dataset: str) -> list[dict]:
     measured are scored too.
     """
     from dcsbench import scoring
-    from dcsbench.results import load_record
+    from dcsbench.results import load_record, offline_metrics_v2
 
     def norm(ret, r):
         try:
@@ -116,14 +115,17 @@ def collect_rows(records: Path, dataset: str) -> list[dict]:
         if r.dataset.name != dataset:
             continue
         gen = r.generalization
+        om = offline_metrics_v2(r)
         rows.append({
             "method": r.method.name, "budget": r.budget, "seed": r.seed,
             "mean_return": r.primary.mean_return, "normalized_score": norm(r.primary.mean_return, r),
             "novel_mean_return": gen.mean_return if gen else None,
             "novel_normalized_score": norm(gen.mean_return, r) if gen else None,
-            "probe_mse_eval": r.offline_metrics.get("probe_mse_eval"),
-            "probe_mse_labeled": r.offline_metrics.get("probe_mse_labeled"),
-            "action_var_eval": r.offline_metrics.get("action_var_eval"),
+            "probe_mse_train": om.get("probe_mse_train"),
+            "probe_mse_train_random": om.get("probe_mse_train_random"),
+            "action_var_train": om.get("action_var_train"),
+            "probe_mse_novel": om.get("probe_mse_novel"),
+            "action_var_novel": om.get("action_var_novel"),
             "fit_seconds": r.stage_seconds.get("fit"), "num_parameters": r.method.num_parameters,
             "episodes": len(r.primary.returns), "protocol_compliant": r.protocol_compliant})
     return rows
@@ -165,22 +167,26 @@ def write_report(rows: list[dict], dataset: str, docs: Path, settings: str) -> N
     score_key = "normalized_score" if any(r["normalized_score"] is not None for r in rows) else "mean_return"
     lines = [f"# Tiny-tier study: {dataset}", "", settings, "",
              f"Mean ± std over seeds. Score column: `{score_key}` of the primary evaluation (train "
-             "backgrounds); `novel` = generalization evaluation (novel backgrounds); probe MSE = "
-             "harness ridge probe latent -> action fitted on the labeled view, scored on the eval "
-             "split (novel backgrounds); lower is better.", "",
-             "| method | budget | " + score_key + " | novel " + score_key + " | probe MSE (eval) | fit s |",
-             "|---|---:|---:|---:|---:|---:|"]
+             "backgrounds); `novel` = generalization evaluation (novel backgrounds); probe = the "
+             "harness's ridge probe latent -> action (dcsbench.probe: fitted on train trajectories, "
+             "scored on held-out train trajectories; `random` = the same probe on an untrained "
+             "copy of the model); lower is better.", "",
+             "| method | budget | " + score_key + " | novel " + score_key +
+             " | probe MSE (held-out train) | probe MSE, random features | fit s |",
+             "|---|---:|---:|---:|---:|---:|---:|"]
     for m in methods:
         for b in budgets:
             rs = cell[(m, b)]
             nkey = "novel_" + score_key
             lines.append(f"| {m} | {b} | {_fmt(_stats([r[score_key] for r in rs]))} | "
                          f"{_fmt(_stats([r[nkey] for r in rs]))} | "
-                         f"{_fmt(_stats([r['probe_mse_eval'] for r in rs]), 4)} | "
+                         f"{_fmt(_stats([r['probe_mse_train'] for r in rs]), 4)} | "
+                         f"{_fmt(_stats([r['probe_mse_train_random'] for r in rs]), 4)} | "
                          f"{_fmt(_stats([r['fit_seconds'] for r in rs]), 0)} |")
-    var = _stats([r["action_var_eval"] for r in rows])
+    var = _stats([r["action_var_train"] for r in rows])
     if var:
-        lines += ["", f"Action variance on eval (probe MSE of a constant predictor): {var[0]:.4f}."]
+        lines += ["", "Constant predictor on the held-out train trajectories (probe MSE of "
+                  f"always predicting the mean action): {var[0]:.4f}."]
     atomic_write_text(docs / "tiny_study.md", "\n".join(lines) + "\n")
 
     fig, axes = plt.subplots(1, 2, figsize=(11, 4))
@@ -194,7 +200,7 @@ def write_report(rows: list[dict], dataset: str, docs: Path, settings: str) -> N
         xs = [i + (j - (len(budgets) - 1) / 2) * width for i in range(len(methods))]
         axes[0].bar(xs, means, width, yerr=errs, capsize=3, label=f"budget {b}")
         lam = [m for m in methods if m in LAM_METHODS]
-        ps = [_stats([r["probe_mse_eval"] for r in cell[(m, b)]]) for m in lam]
+        ps = [_stats([r["probe_mse_train"] for r in cell[(m, b)]]) for m in lam]
         xs2 = [i + (j - (len(budgets) - 1) / 2) * width for i in range(len(lam))]
         axes[1].bar(xs2, [p[0] if p else float("nan") for p in ps], width,
                     yerr=[p[1] if p else 0.0 for p in ps], capsize=3, label=f"budget {b}")
@@ -203,8 +209,8 @@ def write_report(rows: list[dict], dataset: str, docs: Path, settings: str) -> N
     axes[0].set_title(f"{dataset}: online score (mean ± std over seeds)")
     lam = [m for m in methods if m in LAM_METHODS]
     axes[1].set_xticks(range(len(lam)), lam)
-    axes[1].set_ylabel("probe MSE on eval (lower is better)")
-    axes[1].set_title("latent-action linear probe, novel backgrounds")
+    axes[1].set_ylabel("probe MSE, held-out train trajectories (lower is better)")
+    axes[1].set_title("latent-action linear probe")
     if var:
         axes[1].axhline(var[0], color="gray", ls="--", lw=1, label="action variance")
     for ax in axes:

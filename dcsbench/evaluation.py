@@ -61,7 +61,11 @@ def run_wave(env, act_fn: ActFn, seeds: Sequence[int], episode_length: int,
     for t in range(episode_length):
         with _no_grad():
             action = act_fn(np.asarray(obs))
-        action = np.asarray(action, dtype=np.float32)
+        action = np.asarray(action)
+        if action.dtype.kind not in "biuf":
+            raise ValueError(f"agent.act returned a {action.dtype} array; expected real numbers "
+                             "(a complex action would silently lose its imaginary part)")
+        action = action.astype(np.float32, copy=False)
         if action.shape != (n, action_dim):
             raise ValueError(f"agent.act returned shape {action.shape}, expected {(n, action_dim)}")
         if not np.all(np.isfinite(action)):

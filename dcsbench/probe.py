@@ -194,14 +194,14 @@ def _one(latent_fn: LatentFn, train_view, fit_ids, held_ids, eval_split, max_fit
     z_held, a_held = latents_of(latent_fn, train_view, ht, tt)
     out = {"probe_mse_train": mse(probe.predict(z_held), a_held),
            "action_var_train": mse(np.broadcast_to(mean_a, a_held.shape), a_held),
-           "probe_alpha": probe.alpha, "probe_n_fit": float(len(z_fit)),
-           "probe_n_train_test": float(len(z_held)), "latent_dim": float(z_fit.shape[1])}
+           "probe_alpha": probe.alpha, "probe_fit_n": float(len(z_fit)),
+           "probe_train_test_n": float(len(z_held)), "latent_dim": float(z_fit.shape[1])}
     if with_novel and eval_split is not None:
         et, ett = pairs_of(eval_split, np.arange(eval_split.n_trajectories), max_test)
         z_nov, a_nov = latents_of(latent_fn, eval_split, et, ett)
         out.update({"probe_mse_novel": mse(probe.predict(z_nov), a_nov),
                     "action_var_novel": mse(np.broadcast_to(mean_a, a_nov.shape), a_nov),
-                    "probe_n_novel_test": float(len(z_nov))})
+                    "probe_novel_test_n": float(len(z_nov))})
     return out
 
 
@@ -221,7 +221,7 @@ def probe_report(latent_fn: LatentFn, train_view, eval_split=None,
     Returns:
         ``probe_mse_train``, ``action_var_train``, ``probe_mse_novel``, ``action_var_novel``,
         ``probe_mse_train_random`` (when computable) and bookkeeping (``probe_alpha``,
-        ``probe_n_fit``, ``probe_n_train_test``, ``probe_n_novel_test``, ``latent_dim``).
+        ``probe_fit_n``, ``probe_train_test_n``, ``probe_novel_test_n``, ``latent_dim``).
     """
     fit_ids, held_ids = split_trajectories(train_view.n_trajectories)
     out = _one(latent_fn, train_view, fit_ids, held_ids, eval_split, max_fit, max_test, True)

@@ -1,4 +1,4 @@
-"""The protocol runner: one (method, dataset, budget, seed) -> one result record.
+"""The protocol runner: one (method, dataset, budget, seed) -> one result record of facts.
 
 :func:`evaluate` is what ``dcsbench run`` and ``dcsbench sweep`` call::
 
@@ -6,29 +6,37 @@
     record = evaluate(MyAgent(lr=3e-4), "cheetah-run-distractors-tiny", budget=2, seed=0,
                       out="runs/")
 
-Stages (wall time of each goes in ``record.stage_seconds``):
+It is a short sequence of named steps (wall time of each in ``record.stage_seconds``):
 
-1. ``prepare``: :func:`dcsbench.data.prepare` builds the unlabeled view, the labeled view of the
-   budget and the eval split (kept by the harness, never given to the agent).
-2. ``fit``: seeds ``random``/``numpy``/``torch`` from ``seed``, then
-   ``agent.fit(unlabeled, labeled, spec, budget, seed, logger)``.
-3. ``probe`` (only if ``agent.latent_actions`` returns latents): the harness fits a ridge
-   linear probe latent -> true action on the labeled view and reports its MSE on the eval split
-   (``offline_metrics["probe_mse_eval"]``, next to ``"action_var_eval"``, the MSE of always
-   predicting the mean labeled action, for scale).
-4. ``eval_primary`` / ``eval_generalization``: online evaluation with the dataset's setting
-   and train / novel backgrounds (:func:`dcsbench.evaluation.evaluate_policy`).
+1. ``check``: the agent's name and version, the budget, seed and episode settings are validated
+   before any work, and an existing record is compared with this run's fingerprint (same run:
+   it is returned; a different one: :class:`RecordExistsError` names what differs).
+2. ``prepare``: :func:`dcsbench.data.prepare` checks and opens the data (the record's hashes
+   are computed from what was read).
+3. ``fit``: the agent runs in its own process (:class:`dcsbench.isolation.AgentProcess`): it
+   gets the unlabeled and labeled views through shared memory and nothing else; it is seeded
+   there from ``seed``.
+4. ``probe`` (only for agents with ``latent_actions``): :func:`dcsbench.probe.probe_report`,
+   fitted by the harness on all train trajectories' actions (``probe_mse_train`` on held-out
+   trajectories, ``probe_mse_novel`` on the eval split, constant-predictor and
+   random-features baselines beside them).
+5. ``eval_primary`` / ``eval_generalization``: online evaluation in the parent with the
+   dataset's setting and train / novel backgrounds; the worker only maps observations to
+   actions.
+
+The record holds facts only (raw returns, hashes, configuration, probe metrics): normalized
+scores are computed downstream by :mod:`dcsbench.scoring` from the returns and the references.
 
 Checkpoint / resume: with ``out`` given, progress lives in a hidden work folder next to the
 record (``.work/<run id>/``). If the agent implements ``save``/``load`` it is checkpointed after
-``fit``; finished evaluation waves are saved as they complete. A killed run started again with
-the same arguments resumes from there (or, when the agent has no checkpoint, refits from
-scratch); a changed configuration restarts cleanly. The record itself is written atomically
-at the very end, so a killed run never leaves a partial record, and the work folder is then
-removed.
+``fit`` (the agent writes into a fresh temporary folder; the harness moves it); finished
+evaluation waves are saved as they complete. A killed run started again with the same
+arguments resumes from there; a changed configuration restarts cleanly. The record is written
+atomically at the very end, so a killed run never leaves a partial record.
 
-Runs with non-protocol settings (fewer episodes, shorter episodes, no generalization
-evaluation, a non-protocol dataset) are recorded with ``protocol_compliant=False``.
+Runs with non-protocol settings (fewer or shorter episodes, no generalization evaluation, a
+non-protocol dataset, the agent run in the harness's own process) are recorded with
+``protocol_compliant=False``.
 """
 
 from __future__ import annotations
@@ -37,13 +45,10 @@ import datetime as _dt
 import hashlib
 import json
 import os
-import platform
-import random
+import re
 import shutil
-import subprocess
 import sys
 import time
-import warnings
 from pathlib import Path
 from typing import Any
 
@@ -51,73 +56,35 @@ import numpy as np
 
 from dcsbench import __version__, registry
 from dcsbench.agent import Agent
-from dcsbench.results import ResultRecord, atomic_write_text, parse_record, save_record
+from dcsbench.results import RECORD_VERSION, ResultRecord, atomic_write_text, load_record, \
+    parse_record, save_record
+from dcsbench.runinfo import git_commit, hardware_info, json_safe, seed_everything
+
+__all__ = ["evaluate", "record_path", "RecordExistsError", "make_agent", "import_agent_class",
+           "load_config_file", "parse_overrides", "seed_everything", "git_commit",
+           "hardware_info", "json_safe", "WORK_DIR"]
 
 #: Name of the hidden folder (next to records) holding checkpoints of unfinished runs.
 WORK_DIR = ".work"
 
-#: At most this many (o_t, o_{t+1}) pairs per split feed the latent-action probe.
-PROBE_MAX_SAMPLES = 20_000
+#: Method names and versions: what a record accepts, checked before any work (no path from them
+#: can leave ``out``).
+_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+\-]{0,63}$")
 
 
-# --------------------------------------------------------------------------- small helpers
-
-
-def seed_everything(seed: int) -> None:
-    """Seed ``random``, numpy's global RNG and torch (CPU and CUDA) from ``seed``."""
-    random.seed(seed)
-    np.random.seed(seed % 2**32)
-    try:
-        import torch
-    except ImportError:  # pragma: no cover - torch is a dependency
-        return
-    torch.manual_seed(seed)
-    if torch.cuda.is_available():
-        torch.cuda.manual_seed_all(seed)
-
-
-def git_commit() -> str | None:
-    """Commit of the dcsbench source tree (``-dirty`` if modified), or ``None`` outside git."""
-    root = Path(__file__).resolve().parent.parent
-    try:
-        sha = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True,
-                             text=True, timeout=10, check=True).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--",
-                                "dcsbench", "baselines"], cwd=root, capture_output=True,
-                               text=True, timeout=10).stdout.strip()
-    except (OSError, subprocess.SubprocessError):
-        return None
-    return f"{sha}-dirty" if dirty else sha or None
-
-
-def hardware_info() -> dict[str, str]:
-    """Machine description for the record: OS, Python, CPU count, torch, accelerator."""
-    info = {"platform": platform.platform(), "python": platform.python_version(),
-            "machine": platform.machine(), "cpu_count": str(os.cpu_count())}
-    try:
-        import torch
-
-        info["torch"] = torch.__version__
-        info["torch_threads"] = str(torch.get_num_threads())
-        if torch.cuda.is_available():
-            info["accelerator"] = torch.cuda.get_device_name(0)
-            info["cuda"] = str(torch.version.cuda)
-        else:
-            info["accelerator"] = "cpu"
-    except ImportError:  # pragma: no cover
-        pass
-    return info
-
-
-def json_safe(obj: Any) -> Any:
-    """A JSON-serialisable copy of a config (unknown objects become their ``repr``)."""
-    return json.loads(json.dumps(obj, default=repr))
+class RecordExistsError(FileExistsError):
+    """A record of a *different* run exists at the path this run would write."""
 
 
 def record_path(out: str | os.PathLike, method: str, dataset: str, source: str, budget: int,
                 seed: int) -> Path:
     """Where a run's record goes: ``out`` itself if it ends in ``.json``, else a file in it
-    named ``{method}__{dataset}__{source}__b{budget}__s{seed}.json``."""
+    named ``{method}__{dataset}__{source}__b{budget}__s{seed}.json``.
+
+    ``method`` must be a valid method name (letters, digits, ``._+-``, no path separators)."""
+    if not _NAME_RE.match(str(method)) or ".." in str(method):
+        raise ValueError(f"{method!r} is not a valid method name (letters, digits and "
+                         "'._+-', at most 64 characters, starting with a letter or digit)")
     out = Path(out)
     if out.suffix == ".json":
         return out
@@ -163,119 +130,64 @@ def _say(msg: str, verbose: bool) -> None:
         print(f"[dcsbench] {msg}", file=sys.stderr, flush=True)
 
 
-# --------------------------------------------------------------------------- probe
+# --------------------------------------------------------------------------- step 1: check
 
 
-def fit_linear_probe(z: np.ndarray, a: np.ndarray, ridge: float = 1e-3):
-    """Ridge regression ``a ~ z @ W + b`` (closed form; dual form when dim > samples).
-
-    ``ridge`` is relative to the mean squared feature norm, so it is scale-free.
-    Returns ``(W, b)``.
-    """
-    z = np.asarray(z, dtype=np.float64).reshape(len(z), -1)
-    a = np.asarray(a, dtype=np.float64)
-    zm, am = z.mean(0), a.mean(0)
-    zc, ac = z - zm, a - am
-    lam = ridge * max(float(np.mean(np.sum(zc**2, axis=1))), 1e-12)
-    n, d = zc.shape
-    if d <= n:
-        w = np.linalg.solve(zc.T @ zc + lam * np.eye(d), zc.T @ ac)
-    else:
-        w = zc.T @ np.linalg.solve(zc @ zc.T + lam * np.eye(n), ac)
-    return w, am - zm @ w
-
-
-def _latents(agent: Agent, view, max_samples: int, batch_size: int = 256):
-    """Latent actions and true actions of (up to ``max_samples``) pairs of a labeled view."""
-    zs, acts, n = [], [], 0
-    for batch in view.iter_stacks(batch_size):
-        z = agent.latent_actions(batch["obs"], batch["next_obs"])
-        if z is None:
-            return None, None
-        z = np.asarray(z, dtype=np.float32).reshape(len(batch["obs"]), -1)
-        zs.append(z)
-        acts.append(np.asarray(batch["action"], dtype=np.float32))
-        n += len(z)
-        if n >= max_samples:
-            break
-    if not zs:
-        return None, None
-    return np.concatenate(zs)[:max_samples], np.concatenate(acts)[:max_samples]
+def _check_args(agent: Agent, seed: int, n_episodes: int) -> tuple[str, str]:
+    """Validate what a run is named by before any work; returns ``(name, version)``."""
+    if not isinstance(agent, Agent):
+        raise TypeError(f"agent must be a dcsbench.agent.Agent, got {type(agent).__name__}")
+    name, version = getattr(agent, "name", None), getattr(agent, "version", None)
+    if not isinstance(name, str) or not _NAME_RE.match(name) or ".." in name:
+        raise ValueError(f"{type(agent).__name__}.name = {name!r} is not a valid method name "
+                         "(letters, digits and '._+-', at most 64 characters, starting with a "
+                         "letter or digit)")
+    if not isinstance(version, (str, int)) or isinstance(version, bool) or \
+            len(str(version)) > 64 or not str(version).isprintable():
+        raise ValueError(f"{type(agent).__name__}.version = {version!r} must be a printable "
+                         "string of at most 64 characters")
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+        raise ValueError(f"seed must be an integer >= 0, got {seed!r}")
+    if not 1 <= n_episodes <= len(registry.EVAL_EPISODE_SEEDS):
+        raise ValueError(f"n_episodes must be in 1..{len(registry.EVAL_EPISODE_SEEDS)}")
+    return name, str(version)
 
 
-def probe_metrics(agent: Agent, labeled, eval_split, max_samples: int = PROBE_MAX_SAMPLES
-                  ) -> dict[str, float]:
-    """Linear-probe metrics of an agent's latent actions ({} if it has none).
-
-    The probe is fitted by the harness on the labeled view, and scored (MSE, averaged over
-    action dimensions) on the labeled view and on the eval split (novel backgrounds).
-    ``eval_split`` may be a zero-argument callable opening it (only called if there are latents).
-    """
-    z_lab, a_lab = _latents(agent, labeled, max_samples)
-    if z_lab is None:
-        return {}
-    w, b = fit_linear_probe(z_lab, a_lab)
-    out = {"probe_mse_labeled": float(np.mean((z_lab @ w + b - a_lab) ** 2))}
-    if callable(eval_split):
-        eval_split = eval_split()
-    if eval_split is not None:
-        z_ev, a_ev = _latents(agent, eval_split, max_samples)
-        if z_ev is not None:
-            out["probe_mse_eval"] = float(np.mean((z_ev @ w + b - a_ev) ** 2))
-            out["action_var_eval"] = float(np.mean((a_ev - a_lab.mean(0)) ** 2))
-    return out
+def _fingerprint(*, method: str, version: str, config: dict, content_hash: str,
+                 labeled_hash: str, budget: int, seed: int, seeds: list[int],
+                 episode_length: int, generalization: bool) -> dict:
+    """What makes two runs the same run (compared with an existing record before rerunning)."""
+    return {"method": method, "version": version, "config": config, "dataset": content_hash,
+            "labeled": labeled_hash, "budget": int(budget), "seed": int(seed),
+            "seeds": [int(s) for s in seeds], "episode_length": int(episode_length),
+            "generalization": bool(generalization),
+            "protocol_version": registry.PROTOCOL_VERSION, "record_version": RECORD_VERSION}
 
 
-# --------------------------------------------------------------------------- data
+def _record_fingerprint(rec: ResultRecord) -> dict:
+    return _fingerprint(method=rec.method.name, version=rec.method.version,
+                        config=rec.method.config, content_hash=rec.dataset.content_hash,
+                        labeled_hash=rec.dataset.labeled_subset_hash, budget=rec.budget,
+                        seed=rec.seed, seeds=rec.primary.episode_seeds,
+                        episode_length=rec.episode_length,
+                        generalization=rec.generalization is not None) | {
+        "protocol_version": rec.protocol_version, "record_version": rec.record_version}
 
 
-def prepare_all_labels(name: str, root=None):
-    """Like :func:`dcsbench.data.prepare`, but every train trajectory is labeled.
-
-    Only for reference measurement (``dcsbench reference``): BC on the full train set with all
-    actions revealed. ``info["budget"]`` is the number of train trajectories and
-    ``info["labeled_subset_hash"]`` the sha256 of the canonical JSON of all their ids.
-    """
-    import dataclasses
-
-    from dcsbench import data
-    from dcsbench.data import cache as cache_mod
-    from dcsbench.data import format as fmt
-    from dcsbench.data.store import ensure_dataset
-    from dcsbench.data.views import LabeledView
-
-    d = ensure_dataset(name, splits=("train",), root=root)
-    manifest = fmt.load_manifest(d / fmt.MANIFEST)
-    smallest = min(int(b) for b in manifest["labeled_subsets"]["budgets"])
-    pdata = data.prepare(name, smallest, root=root)
-    lengths = np.asarray(manifest["splits"]["train"]["lengths"], dtype=np.int64)
-    starts = np.concatenate([[0], np.cumsum(lengths)[:-1]])
-    arrays = cache_mod.read_split_arrays(d, "train", names=("frames", "actions"))
-    ids = list(range(len(lengths)))
-    labeled = LabeledView(arrays["frames"], starts, lengths, arrays["actions"], ids)
-    info = dict(pdata.info, budget=len(ids), labeled_subset_hash=fmt.sha256_json(ids))
-    return dataclasses.replace(pdata, labeled=labeled, info=info)
+def _existing(path: Path, fingerprint: dict) -> ResultRecord | None:
+    """The existing record if it is this very run; raise if it is another one."""
+    rec = load_record(path)
+    old = _record_fingerprint(rec)
+    diff = sorted(k for k in fingerprint if old.get(k) != fingerprint[k])
+    if diff:
+        detail = "; ".join(f"{k}: record {old.get(k)!r} vs now {fingerprint[k]!r}"
+                           for k in diff)[:2000]
+        raise RecordExistsError(f"{path} holds a different run ({detail}). Pass overwrite=True "
+                                "(--overwrite) to replace it, or write to another --out")
+    return rec
 
 
-def _agent_data(name: str, budget: int | str, root):
-    """``(unlabeled, labeled, spec, info)`` of a run, without the eval split."""
-    from dcsbench import data
-
-    pdata = prepare_all_labels(name, root=root) if budget == "all" else \
-        data.prepare(name, int(budget), root=root)
-    return pdata.unlabeled, pdata.labeled, pdata.spec, dict(pdata.info)
-
-
-def _eval_split(name: str, budget: int | str, root):
-    """The eval split of a dataset (harness only), opened after the agent's fit."""
-    from dcsbench import data
-
-    pdata = prepare_all_labels(name, root=root) if budget == "all" else \
-        data.prepare(name, int(budget), root=root)
-    return pdata.eval_split
-
-
-# --------------------------------------------------------------------------- runner
+# --------------------------------------------------------------------------- steps 3-5
 
 
 class _Work:
@@ -283,7 +195,6 @@ class _Work:
 
     def __init__(self, path: Path | None, fingerprint: dict) -> None:
         self.path = path
-        self.fingerprint = fingerprint
         if path is None:
             return
         fp_file = path / "fingerprint.json"
@@ -298,17 +209,72 @@ class _Work:
         atomic_write_text(fp_file, json.dumps(fingerprint, sort_keys=True))
 
     def read(self, name: str) -> Any:
+        """A JSON file of the work folder, or ``None``."""
         if self.path is None or not (self.path / name).exists():
             return None
         return json.loads((self.path / name).read_text(encoding="utf-8"))
 
     def write(self, name: str, obj: Any) -> None:
+        """Write a JSON file of the work folder atomically."""
         if self.path is not None:
             atomic_write_text(self.path / name, json.dumps(obj))
 
+    def remove(self) -> None:
+        """Delete the work folder (and ``.work/`` when it is empty)."""
+        if self.path is None:
+            return
+        shutil.rmtree(self.path, ignore_errors=True)
+        try:
+            self.path.parent.rmdir()
+        except OSError:
+            pass
 
-def _eval_pool(agent: Agent, work: _Work, pool: str, *, task, setting, source, seeds,
-               num_envs, episode_length, vector_mode, davis_dir, progress) -> list[float]:
+
+def _fit(runner, agent: Agent, work: _Work, spec, budget: int, seed: int, progress: bool,
+         verbose: bool) -> float:
+    """Fit (or restore the checkpoint of a killed run); returns the fit's wall seconds."""
+    ckpt = work.path / "checkpoint" if work.path else None
+    fit_done = work.read("fit_done.json")
+    if fit_done and ckpt is not None and ckpt.exists() and _supports(agent, "load"):
+        runner.load(ckpt)
+        _say(f"fit: resumed from checkpoint {ckpt}", verbose)
+        return float(fit_done["seconds"])
+    logger = ProgressLogger(work.path / "fit_log.jsonl" if work.path else None, progress,
+                            desc=f"fit {agent.name}")
+    try:
+        seconds = runner.fit(spec, budget, seed, logger)
+    finally:
+        logger.close()
+    if ckpt is not None and _supports(agent, "save"):
+        runner.save(ckpt)
+    work.write("fit_done.json", {"seconds": seconds})
+    _say(f"fit: {seconds:.1f} s", verbose)
+    return seconds
+
+
+def _probe(runner, agent: Agent, pdata, seed: int) -> dict[str, float]:
+    """The harness's probe metrics (``{}`` if the agent has no latent actions)."""
+    from dcsbench.probe import probe_report
+
+    if not _supports(agent, "latent_actions"):
+        return {}
+    train = pdata.train_labeled
+    first = train.stacks_at([0], [0])
+    if runner.latent_actions(first["obs"], first["next_obs"]) is None:
+        return {}
+    random_fn = None
+    if _supports(agent, "init_untrained") and runner.init_untrained(pdata.spec, seed):
+        def random_fn(obs, nxt):
+            return runner.latent_actions(obs, nxt, random=True)
+    try:
+        return probe_report(runner.latent_actions, train, pdata.eval_split, random_fn)
+    finally:
+        if random_fn is not None:
+            runner.drop_untrained()
+
+
+def _eval_pool(act_fn, work: _Work, pool: str, *, task, setting, source, seeds, num_envs,
+               episode_length, vector_mode, davis_dir, progress) -> list[float]:
     """Evaluate one background pool, resuming from the waves saved in ``work``."""
     from dcsbench.evaluation import evaluate_policy
 
@@ -320,28 +286,34 @@ def _eval_pool(agent: Agent, work: _Work, pool: str, *, task, setting, source, s
             done.update(zip(wave_seeds, wave_returns))
             work.write(name, {str(k): v for k, v in done.items()})
 
-        evaluate_policy(agent.act, task, setting, source, pool, seeds=todo, num_envs=num_envs,
+        evaluate_policy(act_fn, task, setting, source, pool, seeds=todo, num_envs=num_envs,
                         episode_length=episode_length, mode=vector_mode, davis_dir=davis_dir,
                         progress=progress, desc=f"eval {pool} backgrounds", on_wave=on_wave)
     return [done[s] for s in seeds]
 
 
-def _eval_result(pool: str, seeds, returns, ref) -> dict:
-    mean = float(np.mean(returns))
+def _eval_result(pool: str, seeds, returns) -> dict:
     return {"backgrounds": pool, "episode_seeds": list(seeds), "returns": list(returns),
-            "mean_return": mean, "normalized_score": None if ref is None else mean / ref}
+            "mean_return": float(np.mean(returns))}
 
 
-def evaluate(agent: Agent, dataset: str, budget: int | str, seed: int, out: str | os.PathLike | None = None,
-             n_episodes: int = registry.EVAL_EPISODES, *, episode_length: int | None = None,
-             num_envs: int = 5, vector_mode: str = "sync", generalization: bool = True,
-             root: str | os.PathLike | None = None, davis_dir: str | os.PathLike | None = None,
-             probe: bool = True, progress: bool = True, verbose: bool = True,
-             overwrite: bool = False, keep_checkpoint: bool = False) -> ResultRecord:
+# --------------------------------------------------------------------------- the runner
+
+
+def evaluate(agent: Agent, dataset: str, budget: int | str, seed: int,
+             out: str | os.PathLike | None = None, n_episodes: int = registry.EVAL_EPISODES, *,
+             episode_length: int | None = None, num_envs: int = 5, vector_mode: str = "sync",
+             generalization: bool = True, root: str | os.PathLike | None = None,
+             davis_dir: str | os.PathLike | None = None, probe: bool = True,
+             progress: bool = True, verbose: bool = True, overwrite: bool = False,
+             keep_checkpoint: bool = False, isolate: bool = True,
+             call_timeout_s: float = 300.0, fit_timeout_s: float | None = None,
+             torch_threads: int | None = None) -> ResultRecord:
     """Run the protocol for one (agent, dataset, budget, seed) and return its result record.
 
     Args:
-        agent: a fresh, unfitted :class:`~dcsbench.agent.Agent`.
+        agent: a fresh, unfitted :class:`~dcsbench.agent.Agent` (its class must be importable:
+            it is pickled into the worker process).
         dataset: dataset name, e.g. ``"cheetah-run-distractors-tiny"`` (built or downloaded).
         budget: number of labeled trajectories (one of the tier's budgets), or ``"all"``
             (every train trajectory labeled: reference measurement only).
@@ -353,126 +325,114 @@ def evaluate(agent: Agent, dataset: str, budget: int | str, seed: int, out: str 
         num_envs: environments per evaluation wave; vector_mode: ``"sync"`` or ``"async"``.
         generalization: also evaluate with novel backgrounds (protocol: yes).
         root: dataset cache root (default ``$DCSBENCH_HOME``); davis_dir: DAVIS folder.
-        probe: compute the latent-action probe metric if the agent has latents.
+        probe: compute the latent-action probe metrics if the agent has latents.
         progress: progress bars; verbose: stage log lines on stderr.
-        overwrite: rerun even if the record exists (otherwise the existing record is returned).
+        overwrite: rerun and replace an existing record (otherwise an existing record of the
+            same run is returned, and one of a different run raises :class:`RecordExistsError`).
         keep_checkpoint: keep the work folder (agent checkpoint) after writing the record.
+        isolate: run the agent in its own process (protocol: yes). ``False`` runs it in the
+            harness's process, for debugging with breakpoints; such records are not
+            protocol-compliant.
+        call_timeout_s: limit for one ``act`` / ``latent_actions`` / checkpoint call.
+        fit_timeout_s: limit for ``fit`` (``None``: none).
+        torch_threads: torch intra-op threads in the agent's process (default: the harness's
+            current ``torch.get_num_threads()``).
 
     Returns:
         The validated :class:`~dcsbench.results.ResultRecord` (also written to ``out``).
-    """
-    from dcsbench import scoring
 
-    if not isinstance(agent, Agent):
-        raise TypeError(f"agent must be a dcsbench.agent.Agent, got {type(agent).__name__}")
+    Raises:
+        dcsbench.isolation.AgentError: the agent crashed, hung or answered garbage (no record).
+        RecordExistsError: ``out`` holds the record of a different run.
+    """
+    from dcsbench import data
+    from dcsbench.isolation import AgentProcess, InProcessAgent
+
+    # ---- 1. check (before any work)
+    method, version = _check_args(agent, seed, n_episodes)
     parsed = registry.parse_dataset_name(dataset)
-    if not 1 <= n_episodes <= len(registry.EVAL_EPISODE_SEEDS):
-        raise ValueError(f"n_episodes must be in 1..{len(registry.EVAL_EPISODE_SEEDS)}")
-    if seed < 0:
-        raise ValueError(f"seed must be >= 0, got {seed}")
+    if budget != "all":
+        if isinstance(budget, bool) or not isinstance(budget, (int, np.integer)):
+            raise ValueError(f"budget must be an integer or 'all', got {budget!r}")
+        registry.check_choice("budget", int(budget), parsed.tier_spec.budgets)
+    method_config = json_safe(getattr(agent, "config", {}))
     t_start = time.perf_counter()
     stages: dict[str, float] = {}
 
+    # ---- 2. prepare (the data is checked as it is opened)
     t0 = time.perf_counter()
-    # Only what the agent may see stays referenced while it runs: the eval split (and the
-    # ProtocolData holding it) is dropped here and reopened after fit, so not even a walk up
-    # the call stack from inside fit (frame locals) reaches it.
-    unlabeled, labeled, spec, info = _agent_data(str(parsed), budget, root)
-    budget_arg, budget = budget, int(info["budget"])
+    pdata = data.prepare(str(parsed), budget, root=root)
+    info, spec = dict(pdata.info), pdata.spec
+    budget = int(info["budget"])
     stages["prepare"] = time.perf_counter() - t0
     source = info.get("source", "procedural")
     episode_length = int(episode_length or spec.episode_length)
     seeds = list(registry.EVAL_EPISODE_SEEDS[:n_episodes])
-    method_config = json_safe(getattr(agent, "config", {}))
-
+    fingerprint = _fingerprint(method=method, version=version, config=method_config,
+                               content_hash=info["content_hash"],
+                               labeled_hash=info["labeled_subset_hash"], budget=budget,
+                               seed=seed, seeds=seeds, episode_length=episode_length,
+                               generalization=generalization)
     path = None
     if out is not None:
-        path = record_path(out, agent.name, str(parsed), source, budget, seed)
+        path = record_path(out, method, str(parsed), source, budget, seed)
         if path.exists() and not overwrite:
-            _say(f"record exists, skipping: {path}", verbose)
-            return parse_record(json.loads(path.read_text(encoding="utf-8")), str(path))
-    fingerprint = {"method": agent.name, "version": agent.version, "config": method_config,
-                   "dataset": info.get("content_hash"), "labeled": info.get("labeled_subset_hash"),
-                   "budget": budget, "seed": seed, "seeds": seeds, "episode_length": episode_length,
-                   "generalization": generalization, "protocol_version": registry.PROTOCOL_VERSION}
+            rec = _existing(path, fingerprint)
+            _say(f"the same run's record exists, returning it: {path}", verbose)
+            return rec
     run_id = hashlib.sha256(json.dumps(fingerprint, sort_keys=True).encode()).hexdigest()[:16]
     work = _Work(path.parent / WORK_DIR / f"{path.stem}-{run_id}" if path else None, fingerprint)
-    _say(f"{agent.name} on {dataset} ({source}), budget {budget}, seed {seed}: "
-         f"{unlabeled.n_trajectories} unlabeled / {labeled.n_trajectories} labeled "
+    _say(f"{method} on {dataset} ({source}), budget {budget}, seed {seed}: "
+         f"{pdata.unlabeled.n_trajectories} unlabeled / {pdata.labeled.n_trajectories} labeled "
          f"trajectories (prepare {stages['prepare']:.1f} s)", verbose)
 
-    # ---- fit (or resume from the checkpoint)
-    ckpt = work.path / "checkpoint" if work.path else None
-    fit_done = work.read("fit_done.json")
-    if fit_done and ckpt is not None and ckpt.exists() and _supports(agent, "load"):
-        agent.load(str(ckpt))
-        stages["fit"] = float(fit_done["seconds"])
-        _say(f"fit: resumed from checkpoint {ckpt}", verbose)
-    else:
-        seed_everything(seed)
-        logger = ProgressLogger(work.path / "fit_log.jsonl" if work.path else None, progress,
-                                desc=f"fit {agent.name}")
-        t0 = time.perf_counter()
-        try:
-            agent.fit(unlabeled, labeled, spec, budget, seed, logger)
-        finally:
-            logger.close()
-        stages["fit"] = time.perf_counter() - t0
-        if ckpt is not None and _supports(agent, "save"):
-            if ckpt.exists():
-                shutil.rmtree(ckpt)
-            tmp = ckpt.with_name("checkpoint.tmp")
-            if tmp.exists():
-                shutil.rmtree(tmp)
-            tmp.mkdir(parents=True)
-            agent.save(str(tmp))
-            os.replace(tmp, ckpt)
-        work.write("fit_done.json", {"seconds": stages["fit"]})
-        _say(f"fit: {stages['fit']:.1f} s", verbose)
-
-    # ---- probe
-    offline: dict[str, float] = {}
-    if probe:
-        t0 = time.perf_counter()
-        offline = probe_metrics(agent, labeled, lambda: _eval_split(str(parsed), budget_arg, root))
-        if offline:
-            stages["probe"] = time.perf_counter() - t0
-            _say(f"probe: {offline} ({stages['probe']:.1f} s)", verbose)
-
-    # ---- online evaluation
-    try:
-        ref = scoring.get_reference(parsed.task, parsed.setting, source, str(parsed)).ret
-    except scoring.MissingReferenceError as err:
-        warnings.warn(f"{err}; the record gets normalized_score=null (scores can be "
-                      f"recomputed from its raw returns later)", stacklevel=2)
-        ref = None
     env_kw = dict(task=parsed.task, setting=parsed.setting, source=source, seeds=seeds,
                   num_envs=num_envs, episode_length=episode_length, vector_mode=vector_mode,
                   davis_dir=davis_dir, progress=progress)
-    results = {}
-    for pool, stage in (("train", "eval_primary"), ("novel", "eval_generalization")):
-        if pool == "novel" and not generalization:
-            continue
+    results: dict[str, dict] = {}
+    if torch_threads is None and "torch" in sys.modules:
+        torch_threads = sys.modules["torch"].get_num_threads()
+    runner_cls = AgentProcess if isolate else InProcessAgent
+    with runner_cls(agent, pdata.unlabeled, pdata.labeled, call_timeout_s=call_timeout_s,
+                    fit_timeout_s=fit_timeout_s, torch_threads=torch_threads) as runner:
+        # ---- 3. fit
         t0 = time.perf_counter()
-        returns = _eval_pool(agent, work, pool, **env_kw)
-        stages[stage] = time.perf_counter() - t0
-        results[pool] = _eval_result(pool, seeds, returns, ref)
-        _say(f"{stage}: mean return {results[pool]['mean_return']:.1f} over {len(returns)} "
-             f"episodes ({stages[stage]:.1f} s)", verbose)
+        stages["fit"] = _fit(runner, agent, work, spec, budget, seed, progress, verbose)
+        # ---- 4. probe
+        offline: dict[str, float] = {}
+        if probe:
+            t0 = time.perf_counter()
+            offline = _probe(runner, agent, pdata, seed)
+            if offline:
+                stages["probe"] = time.perf_counter() - t0
+                _say("probe: " + ", ".join(f"{k} {v:.4g}" for k, v in offline.items()
+                                           if k.startswith(("probe_mse", "action_var")))
+                     + f" ({stages['probe']:.1f} s)", verbose)
+        num_params = runner.num_parameters()
+        # ---- 5. online evaluation
+        for pool, stage in (("train", "eval_primary"), ("novel", "eval_generalization")):
+            if pool == "novel" and not generalization:
+                continue
+            t0 = time.perf_counter()
+            returns = _eval_pool(runner.act, work, pool, **env_kw)
+            stages[stage] = time.perf_counter() - t0
+            results[pool] = _eval_result(pool, seeds, returns)
+            _say(f"{stage}: mean return {results[pool]['mean_return']:.1f} over {len(returns)} "
+                 f"episodes ({stages[stage]:.1f} s)", verbose)
     stages["total"] = time.perf_counter() - t_start
 
-    compliant = (n_episodes == registry.EVAL_EPISODES
+    compliant = (n_episodes == registry.EVAL_EPISODES and isolate
                  and episode_length == registry.EPISODE_LENGTH and generalization
                  and bool(info.get("protocol_compliant", True)))
-    num_params = agent.num_parameters()
     record = parse_record({
+        "record_version": RECORD_VERSION,
         "protocol_version": registry.PROTOCOL_VERSION,
         "dcsbench_version": __version__,
         "git_commit": git_commit(),
-        "method": {"name": agent.name, "version": str(agent.version), "config": method_config,
-                   "num_parameters": None if num_params is None else int(num_params)},
+        "method": {"name": method, "version": version, "config": method_config,
+                   "num_parameters": num_params},
         "task": parsed.task, "setting": parsed.setting, "tier": parsed.tier, "source": source,
-        "budget": budget, "seed": seed,
+        "budget": budget, "seed": int(seed), "episode_length": episode_length,
         "dataset": {"name": str(parsed), "revision": str(info.get("revision", "local")),
                     "content_hash": info["content_hash"],
                     "labeled_subset_hash": info["labeled_subset_hash"]},
@@ -487,12 +447,8 @@ def evaluate(agent: Agent, dataset: str, budget: int | str, seed: int, out: str 
     if path is not None:
         save_record(record, path)
         _say(f"record: {path}", verbose)
-        if work.path is not None and not keep_checkpoint:
-            shutil.rmtree(work.path, ignore_errors=True)
-            try:
-                work.path.parent.rmdir()  # remove .work/ when it is empty
-            except OSError:
-                pass
+        if not keep_checkpoint:
+            work.remove()
     return record
 
 

@@ -25,13 +25,22 @@ def _add_run_options(p: argparse.ArgumentParser) -> None:
                    help="skip the novel-backgrounds evaluation (non-compliant record)")
     p.add_argument("--root", help="dataset cache root (default: $DCSBENCH_HOME)")
     p.add_argument("--davis-dir", help="DAVIS-2017 folder for source=davis datasets")
+    p.add_argument("--in-process", action="store_true",
+                   help="run the agent in the harness's own process (debugging with breakpoints; "
+                        "non-compliant record)")
+    p.add_argument("--call-timeout", type=float, default=300.0, metavar="S",
+                   help="seconds one act/latent_actions/checkpoint call may take (default 300)")
+    p.add_argument("--fit-timeout", type=float, default=None, metavar="S",
+                   help="seconds fit may take (default: no limit)")
 
 
 def _evaluate_kwargs(args: argparse.Namespace) -> dict:
     """Keyword arguments of :func:`dcsbench.protocol.evaluate` from ``run``/``sweep`` options."""
     kw = {"num_envs": args.num_envs, "vector_mode": args.vector_mode,
           "generalization": not args.no_generalization, "root": args.root,
-          "davis_dir": args.davis_dir}
+          "davis_dir": args.davis_dir, "isolate": not getattr(args, "in_process", False),
+          "call_timeout_s": getattr(args, "call_timeout", 300.0),
+          "fit_timeout_s": getattr(args, "fit_timeout", None)}
     if args.episodes is not None:
         kw["n_episodes"] = args.episodes
     if args.episode_length is not None:
@@ -53,7 +62,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--budget", type=int, required=True, help="labeled trajectories")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", default="runs", help="record folder or .json file (default: runs/)")
-    p.add_argument("--overwrite", action="store_true", help="rerun even if the record exists")
+    p.add_argument("--overwrite", action="store_true",
+                   help="rerun and replace an existing record (without it, the record of the "
+                        "same run is kept and one of a different run is an error)")
     p.add_argument("--keep-checkpoint", action="store_true",
                    help="keep the agent checkpoint after the record is written")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
@@ -246,8 +257,13 @@ def cmd_run(args: argparse.Namespace) -> int:
     p, g = record.primary, record.generalization
     line = f"{record.method.name} {record.dataset.name} b={record.budget} s={record.seed}: " \
            f"return {p.mean_return:.1f}"
-    if p.normalized_score is not None:
-        line += f" (normalized {p.normalized_score:.3f})"
+    from dcsbench import scoring
+    try:  # the record holds facts; the score is computed here, downstream, from its return
+        norm = scoring.normalized_score(p.mean_return, record.task, record.setting, record.source,
+                                        record.dataset.name)
+        line += f" (normalized {norm:.3f})"
+    except scoring.MissingReferenceError:
+        line += " (no reference yet: not normalized)"
     if g is not None:
         line += f"; novel backgrounds {g.mean_return:.1f}"
     if not record.protocol_compliant:

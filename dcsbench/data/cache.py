@@ -345,11 +345,23 @@ def write_split_cache(dataset_dir: Path, split: str, trajectories: Iterable[dict
                               "n_trajectories": len(lengths), "n_frames": n,
                               "lengths": [int(t) for t in lengths], "files": files})
         release_owner(tmp)
-        if final.exists():
-            shutil.rmtree(final)
-        os.replace(tmp, final)
+        with _swap_lock(final.parent / f".{split}.lock"):  # two re-decodes at once: one at a time
+            if final.exists():
+                shutil.rmtree(final)
+            os.replace(tmp, final)
         _forget(final)
         return digest
+
+
+@contextlib.contextmanager
+def _swap_lock(path: Path) -> Iterator[None]:
+    """Exclusive ``flock`` on ``path`` (created if needed) while the block runs."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT, 0o600)
+    try:
+        _lock(fd, blocking=True)
+        yield
+    finally:
+        os.close(fd)
 
 
 # --------------------------------------------------------------------------- checking

@@ -502,8 +502,12 @@ def _recompute_score(rec: ResultRecord, references=None) -> dict[str, float] | N
 
 
 def check_record(rec: ResultRecord, origin: str, sub: Submission, known, metadata: Metadata | None,
-                 check_scores: bool = True, allow_noncompliant: bool = False) -> None:
+                 check_scores: bool = True, allow_noncompliant: bool = False,
+                 references=None) -> None:
     """Protocol checks of one parsed record beyond its schema; problems go into ``sub``.
+
+    ``references`` are the measured references (:func:`dcsbench.scoring.load_measured_references`),
+    read once by the caller; None reads them here.
 
     ``allow_noncompliant`` turns the checks that only concern protocol *size* (the record's
     ``protocol_compliant`` flag, fewer evaluation episodes than the protocol's, a dataset build
@@ -543,7 +547,7 @@ def check_record(rec: ResultRecord, origin: str, sub: Submission, known, metadat
         sub.error(origin, "seed", f"{rec.seed} is not an official seed "
                                   f"({', '.join(map(str, registry.OFFICIAL_SEEDS))})")
     want_seeds = list(registry.EVAL_EPISODE_SEEDS)
-    scores = _recompute_score(rec) if check_scores else None
+    scores = _recompute_score(rec, references) if check_scores else None
     if check_scores and scores is None:
         sub.error(origin, "dataset.name",
                   f"no reference return for {rec.dataset.name} ({rec.source}); the score "
@@ -650,6 +654,7 @@ def validate_submission(folder: str | os.PathLike, known=None, include_local: bo
         sub.error(results, "", f"{len(entries)} entries, more than the {MAX_RESULT_FILES} allowed")
         return sub
     seen: dict[tuple, str] = {}
+    references = None  # measured references, read once for all records
     for entry in entries:
         path = results / entry.name
         why = check_name(entry.name, RESULT_FILE_NAME, "result file")
@@ -673,8 +678,12 @@ def validate_submission(folder: str | os.PathLike, known=None, include_local: bo
                 sub.error(path, fld, msg or "invalid record")
             continue
         n_errors = len(sub.errors)
+        if check_scores and references is None:
+            from dcsbench.scoring import load_measured_references
+
+            references = load_measured_references()
         check_record(rec, str(path), sub, known, sub.metadata, check_scores=check_scores,
-                     allow_noncompliant=allow_noncompliant)
+                     allow_noncompliant=allow_noncompliant, references=references)
         key = (rec.method.name, rec.dataset.name, rec.source, rec.budget, rec.seed)
         if key in seen:
             sub.error(path, "seed", f"duplicate run: {rec.dataset.name} budget {rec.budget} seed "

@@ -140,6 +140,9 @@ def test_site_files(board_site):
         png = site / track(board)["plots"][key]
         assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 5000
     page = (site / "index.html").read_text()
+    # partial and evil: main table 2 rows, per-budget 3 + 3, per-task 2 + 1
+    assert page.count('">unranked</span>') == 11
+    assert "Ranked on 36 (task, budget, seed) cells: the cells the reference rows hold" in page
     csp = [a["content"] for t, a in tags_of(page) if t == "meta" and a.get("http-equiv") == "Content-Security-Policy"]
     assert csp == [render.CSP] and "default-src 'none'" in render.CSP
 

@@ -22,10 +22,13 @@ array file's byte size, shape, dtype, sha256 and a *sampled* sha256 (see :func:`
 * **full** check, when the split's array files total at most :data:`FULL_CHECK_MAX_BYTES`
   (1 GiB): the split content hash (:class:`~dcsbench.data.format.ContentHasher`, the hash the
   manifest and result records cite) is recomputed from the memory-mapped arrays and must equal
-  the recorded one (and the manifest's, when the caller passes it). Measured on the 2-core CPU
-  sandbox (benchmarks/RESULTS-data.md): 0.2 s for the train split of a ``tiny`` dataset
-  (197 MB of frames, page cache warm), i.e. ~1 GB/s, so the threshold costs <= ~1 s warm. This
-  covers every ``tiny`` split; a byte flip anywhere is caught.
+  the recorded one (and the manifest's, when the caller passes it). It runs at the speed of
+  sha256: measured on the 2-core CPU sandbox (benchmarks/RESULTS-data.md), 0.79 s for the
+  198 MB train split of ``cheetah-run-distractors-tiny`` (0.25 s for eval) while the shared
+  machine was loaded 4x over (plain sha256 then ran at 286 MB/s; 1.66 GB/s on a quiet core, i.e.
+  ~0.15 s). So the 1 GiB threshold costs between ~0.7 s (quiet) and ~4 s (loaded) once per
+  process, against runs that last minutes; it covers every ``tiny`` split, where a byte flip
+  anywhere is caught, while the 6 GB train split of ``small`` (4-25 s per open) is sampled.
 * **sampled** check above it (``small``: 6 GB of train frames, ``full``: 61 GB): the small
   arrays (actions, rewards, states; 48 MB for ``small``) are hashed in full (sha256 of the file
   against ``COMPLETE``), the frame file by :func:`sampled_sha256` (header, 256 blocks of 16 KiB at

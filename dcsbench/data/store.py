@@ -189,12 +189,19 @@ def _manifest_problems(name: str, m: dict, out: list[str]) -> list[str]:
         out.append("content_hash is not the combination of the split content hashes")
     n_train = len(splits["train"]["lengths"])
     subsets = m["labeled_subsets"]
-    if subsets.get("permutation_seed") != registry.LABELED_PERMUTATION_SEED:
+    if subsets.get("kind") == "laom-release":
+        # The LAOM authors' labeled files: their ids cannot be recomputed from our permutation;
+        # hdf5.release_subset_problems checks them (distinct, in range, hashes, provenance).
+        from dcsbench.data.hdf5 import release_subset_problems
+
+        out += release_subset_problems(m)
+    elif subsets.get("permutation_seed") != registry.LABELED_PERMUTATION_SEED:
         out.append(f"labeled_subsets.permutation_seed {subsets.get('permutation_seed')} is not the "
                    f"published {registry.LABELED_PERMUTATION_SEED}")
     perm = fmt.labeled_permutation(n_train)
     flat = m.get("labeled_subset_hashes")
-    for key, v in subsets["budgets"].items():
+    release = subsets.get("kind") == "laom-release"
+    for key, v in ({} if release else subsets["budgets"]).items():
         if not str(key).isdigit() or not 1 <= int(key) <= n_train:
             out.append(f"labeled budget {key!r} is not in 1..{n_train}")
             continue
@@ -208,7 +215,7 @@ def _manifest_problems(name: str, m: dict, out: list[str]) -> list[str]:
             out.append(f"labeled-{b}: sha256 is not the hash of its ids")
         if flat is not None and flat.get(str(key)) != fmt.labeled_subset_hash(b, perm[:b]):
             out.append(f"labeled_subset_hashes[{key!r}] is not the hash of labeled-{b}")
-    if flat is not None and set(map(str, flat)) != set(map(str, subsets["budgets"])):
+    if not release and flat is not None and set(map(str, flat)) != set(map(str, subsets["budgets"])):
         out.append("labeled_subset_hashes and labeled_subsets list different budgets")
     if m.get("protocol_compliant") is True:
         why = []
@@ -523,7 +530,10 @@ def prepare(name: str, budget: int | str, root=None, download: bool = True) -> P
         budget_n, subset_hash = len(ids), fmt.labeled_subset_hash(len(ids), ids)
     else:
         registry.check_choice("budget", str(budget), budgets)
-        ids = fmt.labeled_permutation(len(lengths))[:budget]  # recomputed, == manifest (checked)
+        if m["labeled_subsets"].get("kind") == "laom-release":  # the authors' ids (checked)
+            ids = [int(i) for i in budgets[str(budget)]["ids"]]
+        else:
+            ids = fmt.labeled_permutation(len(lengths))[:budget]  # recomputed, == manifest (checked)
         budget_n, subset_hash = budget, fmt.labeled_subset_hash(budget, ids)
 
     arrays, train_hash = open_split(name, d, "train", m, names=("frames", "actions"), root=root)

@@ -504,3 +504,91 @@ def test_committed_expert_matches_its_card_and_expert_eval_reproduces_it(task, c
     assert np.isclose(np.mean(card["eval"]["returns"]), card["eval"]["mean"], atol=1e-3)
     assert f"{card['eval']['mean']:.1f}" in (EXPERTS_DIR / f"{task}.md").read_text()
     assert _cli(["expert-eval", task]) == 0, capsys.readouterr().out
+
+
+# ------------------------------------------------------------------ JAX learners (sbx-rl)
+@pytest.fixture(scope="module")
+def _jax_compile_cache(tmp_path_factory):
+    """One persistent XLA compilation cache for this module's JAX tests: every train_expert
+    call builds a new model whose jitted update would otherwise be compiled again."""
+    jax = pytest.importorskip("jax")
+    pytest.importorskip("sbx")
+    jax.config.update("jax_compilation_cache_dir", str(tmp_path_factory.mktemp("xla-cache")))
+    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
+    jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
+
+
+def _small_jax(algo: str = "crossq", **changes):
+    """A CrossQ / JAX-SAC config small enough for tests: 100-step episodes, 32x32 networks,
+    updates from step 100; ``changes`` override any field."""
+    from dcsbench.experts.jaxtrain import JAX_ALGOS
+
+    return JAX_ALGOS[algo](**{**dict(learning_starts=100, buffer_size=2000, batch_size=32,
+                                     net_arch=[32, 32], qf_net_arch=[32, 32], episode_length=100),
+                              **changes})
+
+
+@pytest.mark.parametrize("algo", ["crossq", "sac-jax"])
+def test_jax_learner_resume_is_exact_and_export_matches_its_actor(tmp_path, algo, _jax_compile_cache):
+    """N steps in one go == the same N steps in chunks (train states, PRNG keys, replay buffer
+    and counters are all in the checkpoint); the exported MLP (CrossQ: batch renormalisation
+    folded into the dense layers) gives the learner's own deterministic action; run.json and
+    the card name the route and its library versions."""
+    cfg = _small_jax(algo)
+    quiet = lambda *_: None  # noqa: E731
+    tr.train_expert(TASK, tmp_path / "once", total_steps=300, n_envs=1, config=cfg, export=False,
+                    log=quiet)
+    tr.train_expert(TASK, tmp_path / "chunks", total_steps=300, n_envs=1, config=cfg,
+                    stop_at=200, export=False, log=quiet)
+    status = tr.train_expert(TASK, tmp_path / "chunks", total_steps=300, n_envs=1, config=cfg,
+                             eval_episodes=1, log=quiet)
+    assert status["finished"] and status["num_timesteps"] == 300
+    a, b = tr.policy_from_checkpoint(tmp_path / "once"), tr.policy_from_checkpoint(tmp_path / "chunks")
+    for wa, wb in zip(a.weights + a.biases, b.weights + b.biases):
+        np.testing.assert_array_equal(wa, wb)
+    state = json.loads((tr._latest_checkpoint(tmp_path / "chunks") / "state.json").read_text())
+    assert state["n_updates"] == 200
+    model, env = tr._build(TASK, 1, 0, cfg, 0)
+    tr._load_checkpoint(tr._latest_checkpoint(tmp_path / "chunks"), model, env)
+    states = np.random.default_rng(0).normal(size=(16, 17)).astype(np.float32)
+    expected, _ = model.predict(states, deterministic=True)
+    np.testing.assert_allclose(b(states), expected, atol=1e-5)
+    env.close()
+    run = json.loads((tmp_path / "chunks" / "run.json").read_text())
+    assert run["algo"] == algo and run["route"]["library"] == "sbx-rl (JAX)"
+    assert run["route"]["versions"]["jax"] and all(c["versions"]["sbx-rl"] for c in run["chunks"])
+    assert run["command"].startswith(f"dcsbench train-expert {TASK} --total-steps 300 --n-envs 1 "
+                                     f"--seed 0 --algo {algo} ")
+    card = json.loads((tmp_path / "chunks" / "export" / f"{TASK}.json").read_text())
+    assert card["algorithm"].startswith("CrossQ (sbx-rl" if algo == "crossq" else "SAC (sbx-rl")
+    assert card["route"]["versions"]["sbx-rl"] and card["steps"] == 300 and card["seed"] == 0
+    assert card["command"] == run["command"] and card["warm_starts"] == []
+    assert ExpertPolicy.load(tmp_path / "chunks" / "export" / f"{TASK}.safetensors")(states).shape == (16, 6)
+
+
+def test_crossq_pack_resumes_by_a_recorded_warm_start_and_select_best_reads_snapshots(
+        tmp_path, _jax_compile_cache):
+    """A packed CrossQ run (no replay buffer) continues elsewhere through the CLI: the policy
+    refills the buffer, updates resume, and the warm start is on the card; snapshots of a JAX
+    run are policy arrays that --select-best evaluates."""
+    run = tmp_path / "run"
+    flags = ["--total-steps", "400", "--algo", "crossq", "--snapshot-every", "100",
+             "--eval-episodes", "1"] + [f"--set={k}={json.dumps(v)}" for k, v in dict(
+                 learning_starts=100, buffer_size=2000, batch_size=32, net_arch=[32, 32],
+                 qf_net_arch=[32, 32], episode_length=100).items()]
+    assert _cli(["train-expert", TASK, "--out", str(run), "--stop-at", "200", *flags]) == 0
+    assert _cli(["train-expert", TASK, "--out", str(run), "--pack", str(tmp_path / "packed")]) == 0
+    ckpt = tr._latest_checkpoint(tmp_path / "packed")
+    assert sorted(p.name for p in ckpt.iterdir()) == [
+        "jax_keys.npz", "jax_state.msgpack", "policy.npz", "state.json", "torch_rng.pt"]
+    run = tmp_path / "packed"
+    assert _cli(["train-expert", TASK, "--out", str(run), *flags]) == 0
+    final = json.loads((tr._latest_checkpoint(run) / "state.json").read_text())
+    assert final["num_timesteps"] == 400 and final["n_updates"] == 100 + 100  # 100 refill steps
+    card = json.loads((run / "export" / f"{TASK}.json").read_text())
+    assert card["warm_starts"][0]["at_steps"] == 200 and card["warm_starts"][0]["refill_steps"] == 100
+    assert sorted(p.name for p in (run / tr.SNAPSHOT_DIR).iterdir())[-1].endswith("400")
+    assert _cli(["train-expert", TASK, "--out", str(run), "--select-best", "--select-episodes", "1",
+                 "--eval-episodes", "1"]) == 0
+    card = json.loads((run / "export" / f"{TASK}.json").read_text())
+    assert card["selection"]["chosen_steps"] in (300, 400)

@@ -10,7 +10,7 @@ def register(sub) -> None:
     from dcsbench import registry
 
     p = sub.add_parser(
-        "train-expert", help="train a state-based PPO or SAC expert (resumable)",
+        "train-expert", help="train a state-based PPO, SAC or CrossQ expert (resumable)",
         description="Train a PPO or SAC expert on proprioceptive state. Re-running the same command on "
                     "the same --out folder resumes from its last checkpoint (checkpoints every "
                     "few minutes, at --max-minutes and on SIGTERM/SIGINT). When finished, the "
@@ -18,8 +18,9 @@ def register(sub) -> None:
     p.add_argument("task", help=f"one of {', '.join(registry.TASKS)}")
     p.add_argument("--total-steps", type=int, default=10_000_000,
                    help="environment steps (rounded up to whole rollouts of n_envs x 1000)")
-    p.add_argument("--algo", default="ppo", choices=("ppo", "sac"),
-                   help="ppo (fast on many cores) or sac (sample-efficient, one env)")
+    p.add_argument("--algo", default="ppo", choices=("ppo", "sac", "crossq", "sac-jax"),
+                   help="ppo (fast on many cores), sac (sample-efficient, one env), or the JAX "
+                        "learners crossq / sac-jax (sbx-rl, optional extra experts-jax; one env)")
     p.add_argument("--n-envs", type=int, default=None, help="parallel envs (default 8 for ppo, "
                    "1 for sac; must stay the same across resumes)")
     p.add_argument("--seed", type=int, default=0)
@@ -106,7 +107,7 @@ def _train(args: argparse.Namespace) -> int:
     else:
         overrides = train.parse_overrides(args.algo, args.overrides)
         cfg = train.ALGOS[args.algo](torch_threads=args.torch_threads, **overrides)
-        n_envs = args.n_envs or (1 if args.algo == "sac" else 8)
+        n_envs = args.n_envs or (1 if args.algo in train.OFF_POLICY else 8)
         status = train.train_expert(args.task, out, total_steps=args.total_steps,
                                     n_envs=n_envs, seed=args.seed,
                                     max_minutes=args.max_minutes,

@@ -17,7 +17,8 @@ Running the same command again on the same output folder therefore continues the
 
 SAC (``--algo sac``, :class:`SACConfig`) uses the same machinery with one env, one episode per
 unit and the replay buffer in the checkpoint; it is far more sample-efficient on walker/hopper
-but does ~10x fewer steps/s on a CPU.
+but does ~10x fewer steps/s on a CPU. The JAX learners of :mod:`dcsbench.experts.jaxtrain`
+(``--algo crossq``, ``--algo sac-jax``; sbx-rl, an optional extra) run in the same loop as SAC.
 
 PPO hyper-parameters (a documented choice for DeepMind Control locomotion from state): rollouts of
 1000 steps x ``n_envs`` (16 envs -> 16k samples per update), 16 minibatches, 10 epochs,
@@ -109,14 +110,35 @@ class SACConfig:
     torch_threads: int = 1
 
 
-ALGOS = {"ppo": PPOConfig, "sac": SACConfig}
+from dcsbench.experts.jaxtrain import JAX_ALGOS  # noqa: E402  (config classes only, no jax)
+
+ALGOS = {"ppo": PPOConfig, "sac": SACConfig, **JAX_ALGOS}
+#: Algorithms with a replay buffer (one env, one episode per training unit).
+OFF_POLICY = ("sac", *JAX_ALGOS)
 
 #: Config fields that change speed only, never results: left out of a run's identity and command.
-_SPEED_ONLY = ("torch_threads",)
-#: SAC fields a fork may change and still keep the parent's replay buffer: they change how the
-#: learner uses stored transitions, never what was stored (rewards, observations, array sizes).
+_SPEED_ONLY = ("torch_threads", "jax_threads")
+#: Off-policy fields a fork may change and still keep the parent's replay buffer: they change
+#: how the learner uses stored transitions, never what was stored (rewards, observations, sizes).
 _REPLAY_SAFE = frozenset({"learning_rate", "batch_size", "tau", "gamma", "gradient_steps",
-                          "train_freq"})
+                          "train_freq", "policy_delay"})
+
+
+def algo_of(cfg) -> str:
+    """The ``--algo`` name of config ``cfg``."""
+    return next(name for name, cls in ALGOS.items() if type(cfg) is cls)
+
+
+def route_of(algo: str) -> dict:
+    """The training route of ``algo`` as recorded in run.json and on cards: the library and
+    the versions of what it runs on."""
+    from importlib.metadata import version
+
+    if algo in JAX_ALGOS:
+        from dcsbench.experts.jaxtrain import library_versions
+        return {"library": "sbx-rl (JAX)", "versions": library_versions()}
+    return {"library": "stable-baselines3 (torch)",
+            "versions": {k: version(k) for k in ("stable-baselines3", "torch")}}
 
 
 def parse_overrides(algo: str, items: list[str] | tuple[str, ...]) -> dict:
@@ -171,6 +193,8 @@ def _build(task: str, n_envs: int, seed: int, cfg, episodes_done: int,
     A :class:`SACConfig` builds SAC on one in-process env instead (no normalisation)."""
     if isinstance(cfg, SACConfig):
         return _build_sac(task, n_envs, seed, cfg, episodes_done, device)
+    if type(cfg) in JAX_ALGOS.values():
+        return _build_jax(task, n_envs, seed, cfg, episodes_done, device)
     import torch
     from stable_baselines3 import PPO
     from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv, VecMonitor, VecNormalize
@@ -216,11 +240,23 @@ def _build_sac(task: str, n_envs: int, seed: int, cfg: SACConfig, episodes_done:
     return model, env
 
 
+def _build_jax(task: str, n_envs: int, seed: int, cfg, episodes_done: int, device: str):
+    """A JAX (sbx) learner on one in-process env, as :func:`_build_sac`."""
+    from stable_baselines3.common.vec_env import DummyVecEnv, VecMonitor
+
+    from dcsbench.experts import jaxtrain
+
+    if n_envs != 1:
+        raise ValueError(f"{algo_of(cfg)} trains on one env: use --n-envs 1")
+    env = VecMonitor(DummyVecEnv([_make_env_fn(task, seed, 0, episodes_done, cfg.episode_length,
+                                                cfg.stand_bonus, cfg.soft_stand_margin)]),
+                     info_keywords=("task_return",))
+    return jaxtrain.build(env, seed, cfg, device), env
+
+
 def _iterate(model, callback) -> None:
     """One unit of training that ends at an episode boundary of every env."""
-    from stable_baselines3 import SAC
-
-    if isinstance(model, SAC):  # one episode: episode_length env steps, one update each
+    if hasattr(model, "replay_buffer"):  # one episode: episode_length env steps, one update each
         steps = model.env.get_attr("episode_length")[0]
         model.learn(steps, callback=callback, log_interval=None, reset_num_timesteps=False)
         return
@@ -276,23 +312,34 @@ def _save_checkpoint(out: Path, model, env, extra: dict, keep: int = 2) -> Path:
     return final
 
 
+def _save_replay(tmp: Path, model) -> None:
+    """The replay buffer's filled part as ``tmp/replay.npz``."""
+    rb = model.replay_buffer
+    n = rb.buffer_size if rb.full else rb.pos
+    np.savez(tmp / REPLAY_FILE, pos=rb.pos, full=rb.full, **{
+        k: getattr(rb, k)[:n] for k in _REPLAY_KEYS})
+
+
 def _write_checkpoint_files(tmp: Path, model, env) -> None:
     """A checkpoint's weights, optimizer state, RNG states and SAC replay buffer or PPO statistics."""
     import torch
 
-    torch.save(model.policy.state_dict(), tmp / "policy.pt")
+    from dcsbench.experts import jaxtrain
+
     torch.save(torch.get_rng_state(), tmp / "torch_rng.pt")
     if torch.cuda.is_available():
         torch.save(torch.cuda.get_rng_state_all(), tmp / "cuda_rng.pt")
+    if jaxtrain.is_jax_model(model):  # train states, PRNG keys, policy arrays, replay buffer
+        jaxtrain.write_checkpoint(tmp, model)
+        _save_replay(tmp, model)
+        return
+    torch.save(model.policy.state_dict(), tmp / "policy.pt")
     if hasattr(model, "replay_buffer"):  # SAC: optimizers, entropy coefficient, replay buffer
         torch.save({"actor": model.actor.optimizer.state_dict(),
                     "critic": model.critic.optimizer.state_dict(),
                     "ent_coef": model.ent_coef_optimizer.state_dict(),
                     "log_ent_coef": model.log_ent_coef.detach().cpu()}, tmp / "optimizer.pt")
-        rb = model.replay_buffer
-        n = rb.buffer_size if rb.full else rb.pos
-        np.savez(tmp / REPLAY_FILE, pos=rb.pos, full=rb.full, **{
-            k: getattr(rb, k)[:n] for k in _REPLAY_KEYS})
+        _save_replay(tmp, model)
     else:
         torch.save(model.policy.optimizer.state_dict(), tmp / "optimizer.pt")
         np.savez(tmp / "vecnormalize.npz", obs_mean=env.obs_rms.mean, obs_var=env.obs_rms.var,
@@ -319,7 +366,12 @@ def _save_snapshot(out: Path, model, env) -> Path:
     evaluation and export, never for resuming. Written atomically; no RNG is touched."""
     import torch
 
+    from dcsbench.experts import jaxtrain
+
     def write(tmp: Path) -> None:
+        if jaxtrain.is_jax_model(model):
+            jaxtrain.write_policy(tmp, model)
+            return
         torch.save(model.policy.state_dict(), tmp / "policy.pt")
         if not hasattr(model, "replay_buffer"):
             np.savez(tmp / "vecnormalize.npz", obs_mean=env.obs_rms.mean, obs_var=env.obs_rms.var)
@@ -335,12 +387,18 @@ def _snapshots(out: Path) -> list[Path]:
 def _load_checkpoint(ckpt: Path, model, env) -> dict:
     import torch
 
+    from dcsbench.experts import jaxtrain
+
     cpu = {"map_location": "cpu", "weights_only": True}
-    model.policy.load_state_dict(torch.load(ckpt / "policy.pt", **cpu))
     state = json.loads((ckpt / "state.json").read_text())
-    if hasattr(model, "replay_buffer"):
+    if jaxtrain.is_jax_model(model):
+        jaxtrain.load_checkpoint(ckpt, model)
+        _load_replay_and_counters(ckpt, model, state)
+    elif hasattr(model, "replay_buffer"):
+        model.policy.load_state_dict(torch.load(ckpt / "policy.pt", **cpu))
         _load_sac_state(ckpt, model, state)
     else:
+        model.policy.load_state_dict(torch.load(ckpt / "policy.pt", **cpu))
         _load_ppo_state(ckpt, model, env)
     model.num_timesteps = state["num_timesteps"]
     model._n_updates = state["n_updates"]
@@ -365,6 +423,12 @@ def _load_sac_state(ckpt: Path, model, state: dict) -> None:
     model.actor.optimizer.load_state_dict(opt["actor"])
     model.critic.optimizer.load_state_dict(opt["critic"])
     model.ent_coef_optimizer.load_state_dict(opt["ent_coef"])
+    _load_replay_and_counters(ckpt, model, state)
+
+
+def _load_replay_and_counters(ckpt: Path, model, state: dict) -> None:
+    """Restore an off-policy learner's replay buffer (when the checkpoint has it), episode
+    counter and warm-up action RNG, and start the next episode."""
     rb = model.replay_buffer
     if (ckpt / REPLAY_FILE).is_file():  # else a warm start: see train_expert
         with np.load(ckpt / REPLAY_FILE) as z:
@@ -441,7 +505,7 @@ def fork_run(parent: str | os.PathLike, out: str | os.PathLike, config, task: st
     ckpt = _latest_checkpoint(parent)
     if ckpt is None:
         raise FileNotFoundError(f"--fork-from {parent} has no checkpoint")
-    algo = "sac" if isinstance(config, SACConfig) else "ppo"
+    algo = algo_of(config)
     for key, was, want in (("task", prun["task"], task), ("algo", prun["algo"], algo),
                            ("seed", prun["seed"], seed), ("n_envs", prun["n_envs"], n_envs)):
         if was != want:
@@ -450,13 +514,13 @@ def fork_run(parent: str | os.PathLike, out: str | os.PathLike, config, task: st
     new = dataclasses.asdict(config)
     changes = {k: [old.get(k), v] for k, v in new.items() if k not in _SPEED_ONLY and old.get(k) != v}
     steps = json.loads((ckpt / "state.json").read_text())["num_timesteps"]
-    keep_replay = (algo == "sac" and set(changes) <= _REPLAY_SAFE
+    keep_replay = (algo in OFF_POLICY and set(changes) <= _REPLAY_SAFE
                    and (ckpt / REPLAY_FILE).is_file())
     record = {"run": str(parent), "command": prun["command"], "at_steps": steps,
               "config": {k: v for k, v in old.items() if k not in _SPEED_ONLY},
               "changes": changes, "chunks": prun.get("chunks", []),
               "train_seconds": prun.get("train_seconds")}
-    if algo == "sac":
+    if algo in OFF_POLICY:
         record["replay_kept"] = keep_replay
     tmp, dest = out / "checkpoints" / f".tmp-fork-{os.getpid()}", out / "checkpoints" / ckpt.name
     shutil.rmtree(tmp, ignore_errors=True)
@@ -501,8 +565,9 @@ def train_expert(task: str, out: str | os.PathLike, total_steps: int = 10_000_00
     t_start = time.monotonic()
     registry.check_choice("task", task, registry.TASKS)
     cfg = config or PPOConfig()
-    algo = "sac" if isinstance(cfg, SACConfig) else "ppo"
-    n_steps = cfg.episode_length if algo == "sac" else cfg.n_steps  # env steps per env per unit
+    algo = algo_of(cfg)
+    off_policy = algo in OFF_POLICY
+    n_steps = cfg.episode_length if off_policy else cfg.n_steps  # env steps per env per unit
     if n_steps % cfg.episode_length:
         raise ValueError(f"n_steps ({cfg.n_steps}) must be a multiple of episode_length "
                          f"({cfg.episode_length}) for exact resumption")
@@ -535,6 +600,7 @@ def train_expert(task: str, out: str | os.PathLike, total_steps: int = 10_000_00
         if fork_from is not None:
             run["forked_from"] = fork_run(fork_from, out, cfg, task, seed, n_envs, log=log)
     run["total_steps"] = total
+    run.setdefault("route", route_of(algo))
     run["command"] = canonical_command(task, total, n_envs, seed, algo, config_overrides(cfg))
     if run.get("forked_from"):
         run["command"] += f" --fork-from {run['forked_from']['run']}"
@@ -558,7 +624,7 @@ def train_expert(task: str, out: str | os.PathLike, total_steps: int = 10_000_00
         recent.extend(state.get("recent_returns", []))
         train_seconds = state.get("train_seconds", 0.0)
         log(f"resuming {task} from {ckpt.name}: {model.num_timesteps}/{total} steps")
-        if algo == "sac" and not (ckpt / REPLAY_FILE).is_file():  # the buffer starts empty
+        if off_policy and not (ckpt / REPLAY_FILE).is_file():  # the buffer starts empty
             refill = int(math.ceil(max(1, cfg.learning_starts) / cfg.episode_length)) * cfg.episode_length
             refill_until = model.num_timesteps + refill
             warm_start = {"refill_steps": refill,
@@ -567,7 +633,8 @@ def train_expert(task: str, out: str | os.PathLike, total_steps: int = 10_000_00
                 f"steps before updates resume. Not an exact resume: recorded in run.json and the card")
     else:
         envs = f"{n_envs} envs ({vec_env})" if algo == "ppo" else "1 env"
-        log(f"training {task} with {algo.upper()}: {total} steps, {envs}, learner on {model.device}, "
+        log(f"training {task} with {algo.upper()}: {total} steps, {envs}, learner on "
+            f"{'jax' if algo in JAX_ALGOS else model.device}, "
             f"seed {seed} -> {out}")
 
     stop = {"signal": None}
@@ -580,7 +647,8 @@ def train_expert(task: str, out: str | os.PathLike, total_steps: int = 10_000_00
 
     old_handlers = {s: signal.signal(s, _on_signal) for s in (signal.SIGTERM, signal.SIGINT)}
     chunk = {"start_steps": int(model.num_timesteps),
-             "started": datetime.now(timezone.utc).isoformat(timespec="seconds")}
+             "started": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+             "versions": route_of(algo)["versions"]}
     if warm_start:
         chunk["warm_start"] = warm_start
     last_ckpt_t, last_log_t, reason = time.monotonic(), 0.0, "finished"
@@ -594,7 +662,7 @@ def train_expert(task: str, out: str | os.PathLike, total_steps: int = 10_000_00
         while model.num_timesteps < limit:
             t_iter = time.monotonic()
             steps0 = model.num_timesteps
-            if algo == "sac":
+            if off_policy:
                 model.gradient_steps = 0 if model.num_timesteps < refill_until else cfg.gradient_steps
                 _iterate(model, None)
                 t_collect = float("nan")
@@ -674,9 +742,17 @@ def policy_from_checkpoint(out: str | os.PathLike, ckpt: str | os.PathLike | Non
     out = Path(out)
     run = json.loads((out / "run.json").read_text())
     ckpt = _resolve_checkpoint(out, ckpt)
+    cfg = run["config"]
+    if run.get("algo", "ppo") in JAX_ALGOS:  # policy.npz: plain arrays, tanh of the last layer
+        from dcsbench.experts.jaxtrain import read_policy
+
+        weights, biases = read_policy(ckpt)
+        dim = weights[0].shape[1]
+        return ExpertPolicy(run["task"], np.zeros(dim), np.ones(dim), weights, biases,
+                            activation=cfg["activation"], obs_clip=float("inf"), obs_epsilon=0.0,
+                            output="tanh")
     sd = torch.load(ckpt / "policy.pt", map_location="cpu", weights_only=True)
     n = len(run["config"]["net_arch"])
-    cfg = run["config"]
     if run.get("algo", "ppo") == "sac":  # squashed Gaussian: tanh(mean); no obs normalisation
         names = [f"actor.latent_pi.{2 * i}" for i in range(n)] + ["actor.mu"]
         dim = sd[f"{names[0]}.weight"].shape[1]
@@ -708,6 +784,11 @@ def export_run(out: str | os.PathLike, eval_episodes: int = 20, log=print,
     out = Path(out)
     run = json.loads((out / "run.json").read_text())
     task = run["task"]
+    algo = run.get("algo", "ppo")
+    route = route_of(algo)
+    trained_with = run.get("route")  # the versions the run was trained with, if recorded
+    if trained_with and trained_with != route:
+        route = {**route, "trained_with": trained_with}
     ckpt = _resolve_checkpoint(out, ckpt)
     policy = policy_from_checkpoint(out, ckpt)
     steps = json.loads((ckpt / "state.json").read_text())["num_timesteps"]
@@ -719,7 +800,10 @@ def export_run(out: str | os.PathLike, eval_episodes: int = 20, log=print,
     path = policy.save(dest / f"{task}.safetensors")
     card = {
         "task": task,
-        "algorithm": f"{run.get('algo', 'ppo').upper()} (stable-baselines3 {stable_baselines3.__version__})",
+        "algorithm": (f"{_ALGO_NAMES.get(algo, algo.upper())} "
+                      + (f"(sbx-rl {route['versions'].get('sbx-rl')}, jax {route['versions'].get('jax')})"
+                         if algo in JAX_ALGOS else f"(stable-baselines3 {stable_baselines3.__version__})")),
+        "route": route,
         "steps": steps, "seed": run["seed"], "n_envs": run["n_envs"],
         "command": run["command"] + (f" --stop-at {steps}" if steps < run["total_steps"] else ""),
         "total_steps_of_run": run["total_steps"], "hyperparameters": run["config"],
@@ -744,6 +828,16 @@ def export_run(out: str | os.PathLike, eval_episodes: int = 20, log=print,
     log(f"{task}: mean return {card['eval']['mean']:.1f} +- {card['eval']['std']:.1f} "
         f"over {len(seeds)} episodes -> {dest}")
     return dest
+
+
+def _policy_file(folder: Path) -> str:
+    """The policy file of a checkpoint or snapshot folder (torch ``policy.pt`` or JAX arrays)."""
+    from dcsbench.experts.jaxtrain import POLICY_FILE
+    return POLICY_FILE if (folder / POLICY_FILE).is_file() else "policy.pt"
+
+
+#: Display names of the algorithms on cards.
+_ALGO_NAMES = {"crossq": "CrossQ", "sac-jax": "SAC"}
 
 
 def select_run(out: str | os.PathLike, episodes: int = 10, eval_episodes: int = 20, log=print) -> Path:
@@ -774,7 +868,7 @@ def select_run(out: str | os.PathLike, episodes: int = 10, eval_episodes: int = 
     cache_file = out / "selection.json"
     cache = json.loads(cache_file.read_text()) if cache_file.is_file() else {}
     scores = {int(k): v for k, v in cache.get("scores", {}).items()} if cache.get("seeds") == seeds else {}
-    digest = {k: hashlib.sha256((p / "policy.pt").read_bytes()).hexdigest() for k, p in folders.items()}
+    digest = {k: hashlib.sha256((p / _policy_file(p)).read_bytes()).hexdigest() for k, p in folders.items()}
     for steps in sorted(k for k in folders if scores.get(k, {}).get("sha256") != digest[k]):
         returns = evaluate_state_policy(policy_from_checkpoint(out, folders[steps]), task, seeds)
         scores[steps] = {"mean": round(float(np.mean(returns)), 3), "std": round(float(np.std(returns)), 3),

@@ -15,10 +15,10 @@ Hidden data is recognised by content: byte signatures of actions of unlabeled tr
 rewards, simulator states and eval-split frames, computed beforehand by the test. A positive
 control checks the scanner does find the labeled actions the agent *is* allowed to see.
 
-Out of scope (documented): code that reads the disk. The dataset cache is readable by the
-process (its memory-mapped frame file shows in ``/proc/self/maps``), and published datasets
-are public. In-process isolation guards against accidental leaks and object-graph routes;
-deliberate cheating is a matter for review and reproduction of leaderboard entries.
+Since the agent runs in its own process (dcsbench/isolation.py), these routes reach only what
+the worker holds; tests/test_tamper.py attacks act/latent_actions and the harness itself. Out of
+scope (documented in dcsbench/isolation.py): code that reads the disk or the parent's memory;
+review and re-runs of leaderboard entries are the answer to deliberate cheating.
 """
 
 from __future__ import annotations
@@ -158,12 +158,17 @@ def _signatures(root: Path, budget: int) -> dict:
     for i in range(train.n_trajectories):
         a = np.asarray(train.actions(i), dtype=np.float32)
         (allowed if i in labeled_ids else hidden["hidden actions"]).append(a[1:3].tobytes().hex())
-        hidden["rewards"].append(np.asarray(train.rewards(i), np.float32)[2:6].tobytes().hex())
+        r = np.asarray(train.rewards(i), np.float32)
+        nz = np.flatnonzero(r)        # a run of zero rewards is 16 zero bytes: it matches any
+        if len(nz):                   # zeroed buffer, so the signature starts at a nonzero one
+            hidden["rewards"].append(r[nz[0]:nz[0] + 4].tobytes().hex())
         hidden["states"].append(np.asarray(train.states(i), np.float32)[1].tobytes().hex())
     ev = load_dataset(NAME, "eval", root=root)
     for i in range(ev.n_trajectories):
         hidden["eval frames"].append(np.asarray(ev.frames(i))[3].tobytes().hex())
-    assert len(labeled_ids) == budget and hidden["hidden actions"]
+    assert len(labeled_ids) == budget and hidden["hidden actions"] and hidden["rewards"]
+    for kind, sigs in hidden.items():   # no signature that is one repeated byte (false positives)
+        hidden[kind] = [h for h in sigs if len(set(bytes.fromhex(h))) > 1]
     return {"hidden": hidden, "allowed": allowed, "root": str(root)}
 
 

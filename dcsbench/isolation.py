@@ -36,7 +36,6 @@ user for more.
 
 from __future__ import annotations
 
-import json
 import math
 import multiprocessing as mp
 import os
@@ -45,201 +44,15 @@ import shutil
 import sys
 import tempfile
 import time
-import traceback
 from contextlib import contextmanager
 from multiprocessing import shared_memory
 from pathlib import Path
-from typing import Any, Callable
+from typing import Callable
 
 import numpy as np
 
-#: Environment variables the worker never sees (where the data and the references live).
-HIDDEN_ENV = ("DCSBENCH_HOME", "DCSBENCH_DAVIS_DIR", "DCSBENCH_REFERENCES")
-
-#: Largest reply (bytes) accepted from the worker: 256 pairs x 16,384-d float64 latents.
-MAX_REPLY_BYTES = 256 * 16384 * 8 + 4096
-
-#: Largest batch (pairs) the harness sends in one call.
-MAX_BATCH = 256
-
-#: Dtype kinds accepted in array replies: bool, signed/unsigned int, float.
-_REAL_KINDS = "biuf"
-
-
-class AgentError(RuntimeError):
-    """The agent's process crashed, hung, raised or answered something malformed."""
-
-
-# --------------------------------------------------------------------------- wire format
-
-
-def _encode(header: dict, payload: bytes = b"") -> bytes:
-    return json.dumps(header).encode() + b"\n" + payload
-
-
-def _decode(buf: bytes) -> tuple[dict, bytes]:
-    head, sep, payload = buf.partition(b"\n")
-    if not sep:
-        raise AgentError("malformed reply from the agent process (no header)")
-    try:
-        header = json.loads(head.decode("utf-8"))
-    except (UnicodeDecodeError, ValueError):
-        raise AgentError("malformed reply from the agent process (header is not JSON)") from None
-    if not isinstance(header, dict) or not isinstance(header.get("kind"), str):
-        raise AgentError("malformed reply from the agent process (no kind)")
-    return header, payload
-
-
-def _array_reply(value: Any, what: str) -> bytes:
-    """Worker side: an ndarray (or None) as a reply; anything else as an error reply."""
-    if value is None:
-        return _encode({"kind": "none"})
-    try:
-        arr = np.asarray(value)
-    except Exception as err:  # noqa: BLE001 - reported to the harness
-        return _encode({"kind": "error", "message": f"{what} returned {type(value).__name__}, "
-                        f"not an array ({err})"})
-    if arr.dtype.kind not in _REAL_KINDS:
-        return _encode({"kind": "error", "message": f"{what} returned a {arr.dtype} array; "
-                        "expected real numbers (float)"})
-    arr = np.ascontiguousarray(arr)
-    return _encode({"kind": "array", "dtype": arr.dtype.newbyteorder("<").str,
-                    "shape": list(arr.shape)}, arr.astype(arr.dtype.newbyteorder("<")).tobytes())
-
-
-def _parse_array(header: dict, payload: bytes, what: str) -> np.ndarray:
-    """Parent side: rebuild an array reply, refusing anything but a real numeric dtype."""
-    try:
-        dtype = np.dtype(str(header.get("dtype")))
-        shape = tuple(int(s) for s in header.get("shape"))
-    except (TypeError, ValueError):
-        raise AgentError(f"{what}: malformed array reply") from None
-    if dtype.kind not in _REAL_KINDS or dtype.hasobject:
-        raise AgentError(f"{what} returned dtype {dtype}; expected real numbers")
-    if any(s < 0 for s in shape) or math.prod(shape) * dtype.itemsize != len(payload):
-        raise AgentError(f"{what}: array reply of {len(payload)} bytes does not match "
-                         f"shape {shape} and dtype {dtype}")
-    return np.frombuffer(payload, dtype=dtype).reshape(shape)
-
-
-# --------------------------------------------------------------------------- worker side
-
-
-class _PipeLogger:
-    """The :class:`~dcsbench.agent.Logger` inside the worker: forwards finite scalars."""
-
-    def __init__(self, conn) -> None:
-        self.conn = conn
-
-    def log(self, metrics: dict[str, float], step: int | None = None) -> None:  # noqa: D102
-        clean = {}
-        for k, v in dict(metrics).items():
-            try:
-                f = float(v)
-            except (TypeError, ValueError):
-                continue
-            if math.isfinite(f):
-                clean[str(k)[:64]] = f
-        self.conn.send_bytes(_encode({"kind": "log", "step": None if step is None else int(step),
-                                      "metrics": clean}))
-
-
-def _shm_array(name: str, shape, dtype) -> tuple[shared_memory.SharedMemory, np.ndarray]:
-    # The spawned worker shares the parent's resource tracker, whose registry is a set: the
-    # parent's unlink() unregisters the block once for both.
-    shm = shared_memory.SharedMemory(name=name)
-    arr = np.ndarray(tuple(shape), dtype=dtype, buffer=shm.buf)
-    return shm, arr
-
-
-def _worker_main(conn, setup: dict) -> None:  # pragma: no cover - runs in the child process
-    """Entry point of the worker process: build the views, then serve requests until 'close'."""
-    from dcsbench.data.views import LabeledView, UnlabeledView, readonly_copy
-
-    os.chdir(setup["cwd"])
-    for key in HIDDEN_ENV:
-        os.environ.pop(key, None)
-    if setup.get("torch_threads"):
-        try:
-            import torch
-            torch.set_num_threads(int(setup["torch_threads"]))
-        except ImportError:
-            pass
-    frames_shm, frames = _shm_array(setup["frames"], setup["frames_shape"], np.uint8)
-    io_shm, io = _shm_array(setup["io"], (setup["io_bytes"],), np.uint8)
-    frames.flags.writeable = False
-    starts, lengths = np.asarray(setup["starts"]), np.asarray(setup["lengths"])
-    ids = list(setup["labeled_ids"])
-    unlabeled = UnlabeledView(frames, starts, lengths)
-    labeled = LabeledView(frames, starts[ids], lengths[ids], readonly_copy(setup["labeled_actions"]),
-                          ids)
-    agent = pickle.loads(setup["agent"])
-    random_agent = None
-    del setup
-
-    def obs_from_io(shapes):
-        out, pos = [], 0
-        for shape in shapes:
-            n = math.prod(shape)
-            out.append(io[pos:pos + n].reshape(shape).copy())
-            pos += n
-        return out
-
-    while True:
-        try:
-            msg = conn.recv()
-        except EOFError:
-            return
-        op = msg["op"]
-        try:
-            if op == "close":
-                conn.send_bytes(_encode({"kind": "ok"}))
-                break
-            if op == "fit":
-                from dcsbench.runinfo import seed_everything
-                seed_everything(msg["seed"])
-                t0 = time.perf_counter()
-                agent.fit(unlabeled, labeled, msg["spec"], msg["budget"], msg["seed"],
-                          _PipeLogger(conn))
-                reply = _encode({"kind": "ok", "seconds": time.perf_counter() - t0})
-            elif op == "act":
-                (obs,) = obs_from_io([msg["shape"]])
-                reply = _array_reply(agent.act(obs), "agent.act")
-            elif op == "latents":
-                obs, nxt = obs_from_io([msg["shape"], msg["shape"]])
-                who = random_agent if msg.get("random") else agent
-                if who is None:
-                    raise RuntimeError("no untrained copy was built")
-                reply = _array_reply(who.latent_actions(obs, nxt), "agent.latent_actions")
-            elif op == "init_untrained":
-                from dcsbench.runinfo import seed_everything
-                seed_everything(msg["seed"])
-                random_agent = pickle.loads(msg["agent"])
-                ok = bool(random_agent.init_untrained(msg["spec"], msg["seed"]))
-                if not ok:
-                    random_agent = None
-                reply = _encode({"kind": "ok", "value": ok})
-            elif op == "drop_untrained":
-                random_agent = None
-                reply = _encode({"kind": "ok"})
-            elif op == "save":
-                agent.save(msg["path"])
-                reply = _encode({"kind": "ok"})
-            elif op == "load":
-                agent.load(msg["path"])
-                reply = _encode({"kind": "ok"})
-            elif op == "num_parameters":
-                n = agent.num_parameters()
-                reply = _encode({"kind": "ok", "value": None if n is None else int(n)})
-            else:
-                reply = _encode({"kind": "error", "message": f"unknown request {op!r}"})
-        except Exception:  # noqa: BLE001 - the harness reports it
-            reply = _encode({"kind": "error", "message": traceback.format_exc()[-8000:]})
-        conn.send_bytes(reply)
-    del unlabeled, labeled, frames, io
-    frames_shm.close()
-    io_shm.close()
-
+from dcsbench.agent_worker import (HIDDEN_ENV, MAX_BATCH, MAX_REPLY_BYTES, AgentError, array_reply,
+                                   decode, parse_array, worker_main)
 
 # --------------------------------------------------------------------------- parent side
 
@@ -294,7 +107,7 @@ class AgentProcess:
                  "cwd": self._cwd, "torch_threads": torch_threads}
         ctx = mp.get_context("spawn")
         self._conn, child = ctx.Pipe(duplex=True)
-        self._proc = ctx.Process(target=_worker_main, args=(child, setup), daemon=True,
+        self._proc = ctx.Process(target=worker_main, args=(child, setup), daemon=True,
                                  name="dcsbench-agent")
         with _hidden_environment():
             self._proc.start()
@@ -328,7 +141,7 @@ class AgentProcess:
                 self._proc.join(5)
                 raise self._fail(what, f"the agent process died (exit code "
                                        f"{self._proc.exitcode})") from None
-            header, payload = _decode(buf)
+            header, payload = decode(buf)
             if header["kind"] == "log":
                 if on_log is not None:
                     metrics = header.get("metrics")
@@ -381,7 +194,7 @@ class AgentProcess:
             header, payload = self._call("agent.act", {"op": "act", "shape": shape})
             if header["kind"] != "array":
                 raise self._fail("agent.act", f"returned {header['kind']}, not an array")
-            out.append(_parse_array(header, payload, "agent.act"))
+            out.append(parse_array(header, payload, "agent.act"))
         return out[0] if len(out) == 1 else np.concatenate(out)
 
     def latent_actions(self, obs: np.ndarray, next_obs: np.ndarray, random: bool = False
@@ -398,7 +211,7 @@ class AgentProcess:
             return None
         if header["kind"] != "array":
             raise self._fail("agent.latent_actions", f"returned {header['kind']}")
-        z = _parse_array(header, payload, "agent.latent_actions")
+        z = parse_array(header, payload, "agent.latent_actions")
         if len(z) != len(obs) or not np.all(np.isfinite(z)):
             raise self._fail("agent.latent_actions", f"returned shape {z.shape} or non-finite "
                                                      f"values for {len(obs)} pairs")
@@ -505,12 +318,12 @@ class InProcessAgent:
 
     @staticmethod
     def _checked(value, what: str) -> np.ndarray | None:
-        header, payload = _decode(_array_reply(value, what))
+        header, payload = decode(array_reply(value, what))
         if header["kind"] == "none":
             return None
         if header["kind"] == "error":
             raise AgentError(f"{what}: {header.get('message')}")
-        return _parse_array(header, payload, what)
+        return parse_array(header, payload, what)
 
     def fit(self, spec, budget: int, seed: int, logger=None) -> float:  # noqa: D102
         from dcsbench.agent import NullLogger

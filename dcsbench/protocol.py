@@ -262,10 +262,12 @@ def _probe(runner, agent: Agent, pdata, seed: int) -> dict[str, float]:
     first = train.stacks_at([0], [0])
     if runner.latent_actions(first["obs"], first["next_obs"]) is None:
         return {}
+    def untrained_latents(obs, nxt):
+        return runner.latent_actions(obs, nxt, random=True)
+
     random_fn = None
     if _supports(agent, "init_untrained") and runner.init_untrained(pdata.spec, seed):
-        def random_fn(obs, nxt):
-            return runner.latent_actions(obs, nxt, random=True)
+        random_fn = untrained_latents
     try:
         return probe_report(runner.latent_actions, train, pdata.eval_split, random_fn)
     finally:
@@ -516,7 +518,9 @@ def make_agent(spec: str, config_file: str | os.PathLike | None = None,
                overrides: list[str] | dict | None = None, preset: str | None = None) -> Agent:
     """Build an agent from a baseline name (``bc``, ``laom``, ...) or ``MODULE:CLASS``.
 
-    Configuration, later wins: the baseline's ``preset`` (default ``paper``; baselines only),
+    Configuration, later wins: the baseline's ``preset`` (baselines only; without one,
+    :func:`baselines.choose_preset` picks ``paper`` when CUDA is available, else ``tiny``, and
+    says why on stderr; an explicit ``paper``/``small`` without CUDA is kept with a warning),
     the mapping in ``config_file`` (YAML), then ``overrides`` (``key=value`` strings or a dict).
     A ``MODULE:CLASS`` agent receives the merged mapping as keyword arguments.
     """
@@ -531,4 +535,9 @@ def make_agent(spec: str, config_file: str | os.PathLike | None = None,
     import baselines
 
     registry.check_choice("baseline", spec, baselines.BASELINES)
-    return baselines.make_agent(spec, preset=preset or "paper", **config)
+    chosen, reason, warning = baselines.choose_preset(spec, preset)
+    if preset is None:
+        print(f"[dcsbench] {spec}: preset {chosen} ({reason})", file=sys.stderr, flush=True)
+    if warning:
+        print(f"[dcsbench] warning: {warning}", file=sys.stderr, flush=True)
+    return baselines.make_agent(spec, preset=chosen, **config)

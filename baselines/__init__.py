@@ -96,6 +96,51 @@ def load_config(method: str, preset: str = "paper", overrides: list[str] | dict 
     return asdict(from_dict(cls.Config, cfg))
 
 
+#: Slowest stage's samples/s of each method at the ``paper`` preset on the 2-core CPU sandbox
+#: (benchmarks/RESULTS-baselines.md, batch 16): the basis of :func:`choose_preset`'s estimate.
+CPU_PAPER_SAMPLES_PER_S: dict[str, float] = {"bc": 0.3, "idm": 0.2, "lapo": 0.3, "laom": 0.2,
+                                             "laom-sup": 0.2}
+
+#: Updates of one ``paper`` stage on the full tier (10 epochs of 5M transitions at batch 512).
+PAPER_STAGE_UPDATES = 97_700
+
+
+def choose_preset(method: str, preset: str | None = None, cuda: bool | None = None
+                  ) -> tuple[str, str, str | None]:
+    """The preset a run uses: ``(preset, reason, warning or None)``.
+
+    An explicit ``preset`` is kept (with a warning and an estimate from the measured CPU update
+    rates when it is ``paper`` or ``small`` on a machine without CUDA). Without one: ``paper``
+    when CUDA is available, else ``tiny`` (the paper's networks, ~100-200M parameters, cannot
+    finish on a CPU).
+    """
+    if cuda is None:
+        import torch
+
+        cuda = bool(torch.cuda.is_available())
+    if preset is not None:
+        check_choice("preset", preset, PRESETS)
+        warning = None
+        if not cuda and preset == "paper":
+            rate = CPU_PAPER_SAMPLES_PER_S.get(method, 0.2)
+            per_update_min = 512 / rate / 60
+            years = PAPER_STAGE_UPDATES * 512 / rate / (3600 * 24 * 365)
+            warning = (f"preset paper on a machine without CUDA: {method}'s slowest stage ran at "
+                       f"{rate} samples/s on a 2-core CPU (benchmarks/RESULTS-baselines.md), "
+                       f"i.e. ~{per_update_min:.0f} min per update of batch 512 and ~{years:.0f} "
+                       f"years for one stage's {PAPER_STAGE_UPDATES:,} updates on the full tier; "
+                       f"it will not finish. Use --preset tiny (CPU minutes) or a GPU")
+        elif not cuda and preset == "small":
+            warning = ("preset small on a machine without CUDA: sized for one GPU (~2000 updates "
+                       "of batch 256 per stage with scale-4/8 encoders); expect hours per run on "
+                       "a CPU. --preset tiny is the CPU size")
+        return preset, "given explicitly", warning
+    if cuda:
+        return "paper", "CUDA is available (the paper's configuration)", None
+    return "tiny", ("no CUDA device: the paper preset's networks (~100-200M parameters) cannot "
+                    "finish on a CPU; pass --preset paper or small to override"), None
+
+
 def make_agent(method: str, preset: str = "tiny", **overrides: Any):
     """An agent of ``method`` at ``preset``; keyword overrides may be dotted (``**{"lam.lr": 3e-4}``)
     or nested (``lam={"lr": 3e-4}``)."""
@@ -104,4 +149,5 @@ def make_agent(method: str, preset: str = "tiny", **overrides: Any):
     return agent
 
 
-__all__ = ["BASELINES", "PRESETS", "agent_class", "load_config", "make_agent", "parse_overrides"]
+__all__ = ["BASELINES", "PRESETS", "agent_class", "choose_preset", "load_config", "make_agent",
+           "parse_overrides"]

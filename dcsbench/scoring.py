@@ -19,8 +19,16 @@ train set with every action revealed, evaluated under the same protocol. Lookup 
 2. a measured reference of the ``full`` tier of the same task, setting and source;
 3. the paper's Table 3 values (:data:`dcsbench.registry.REFERENCES`, DAVIS source only).
 
+Validity: a measured reference counts only when BC reached at least
+:data:`MIN_REFERENCE_FRACTION` (50%) of the demonstrators' mean return on its dataset (the
+manifest's train return statistics, stored with the entry as ``demonstrator_mean_return``).
+A weaker one is stored and loaded as *invalid* (with its fraction) and is skipped by the
+lookup; a run whose only reference is invalid gets no normalized score (NaN): it reports its
+return and the fraction of the demonstrators' return (``primary_demo_fraction``) instead.
+The paper's Table 3 references are valid (BC recovers 69-101% of the paper's experts).
+
 A missing reference is an error (:class:`MissingReferenceError`, which names the command that
-measures it). Records hold raw returns only (record version 2 has no ``normalized_score``; a
+measures it; :class:`InvalidReferenceError` when only an invalid one is known). Records hold raw returns only (record version 2 has no ``normalized_score``; a
 version-1 record's stored value is ignored): :func:`record_scores` computes a record's
 normalized scores from its raw returns with the references known *now*. It is the one place
 that normalizes: :func:`records_to_frame` and the submission validator
@@ -81,8 +89,22 @@ def _rliable_metrics() -> dict[str, Callable[[np.ndarray], float]]:
     }
 
 
+#: A measured reference counts when BC reached at least this fraction of the demonstrators'
+#: mean return on its dataset (issue 20; the paper's BC references reach 69-101%).
+MIN_REFERENCE_FRACTION = 0.5
+
+
 class MissingReferenceError(ValueError):
     """No reference return is known for a (dataset, task, setting, source)."""
+
+
+class InvalidReferenceError(MissingReferenceError):
+    """Only an invalid reference (below :data:`MIN_REFERENCE_FRACTION` of the demonstrators'
+    return) is known; ``reference`` is that :class:`MeasuredReference`."""
+
+    def __init__(self, message: str, reference: "MeasuredReference") -> None:
+        super().__init__(message)
+        self.reference = reference
 
 
 # --------------------------------------------------------------------------- references
@@ -98,6 +120,11 @@ class MeasuredReference:
         ret: mean primary return of BC trained on every train trajectory with all actions.
         provenance: the rest of the entry (record file hash, date, dcsbench commit, budget,
             method/preset, dataset content hash, per-episode returns, ...).
+        demonstrator_return: the demonstrators' mean train return on the dataset (``None``
+            when the entry does not say: such a hand-written entry is taken as valid).
+        fraction: ``ret / demonstrator_return`` (``None`` when unknown).
+        valid: ``fraction >= MIN_REFERENCE_FRACTION`` (recomputed on load, never read from
+            the file).
     """
 
     dataset: str
@@ -107,6 +134,39 @@ class MeasuredReference:
     source: str
     ret: float
     provenance: dict[str, Any]
+    demonstrator_return: float | None = None
+    fraction: float | None = None
+    valid: bool = True
+
+    def describe(self) -> str:
+        """One line: the reference, its fraction of the demonstrators' return and validity."""
+        if self.fraction is None:
+            why = "demonstrators' return unknown" if self.valid else \
+                "invalid: no positive return to normalize by"
+            return f"{self.dataset} ({self.source}): {self.ret:.1f} ({why})"
+        return (f"{self.dataset} ({self.source}): {self.ret:.1f} = {self.fraction:.1%} of the "
+                f"demonstrators' {self.demonstrator_return:.1f}"
+                + ("" if self.valid else f", below {MIN_REFERENCE_FRACTION:.0%}: invalid"))
+
+
+def reference_validity(ret: float, demonstrator_return: float | None) -> tuple[float | None, bool]:
+    """``(fraction, valid)`` of a reference return against the demonstrators' mean return.
+
+    Valid: a positive return of at least :data:`MIN_REFERENCE_FRACTION` of a positive
+    demonstrators' return. Unknown demonstrators' return (``None``: hand-written entries):
+    valid when positive, fraction ``None``. A non-positive demonstrators' return (e.g. a
+    random-policy build) gives nothing to normalize by: invalid, fraction ``None``.
+    """
+    ret = float(ret)
+    if not (math.isfinite(ret) and ret > 0):
+        return None, False
+    if demonstrator_return is None:
+        return None, True
+    demo = float(demonstrator_return)
+    if not (math.isfinite(demo) and demo > 0):
+        return None, False
+    frac = ret / demo
+    return frac, frac >= MIN_REFERENCE_FRACTION
 
 
 def references_path() -> Path:
@@ -131,13 +191,18 @@ def load_measured_references(path: str | os.PathLike | None = None) -> dict[str,
     for key, e in data["references"].items():
         try:
             ret = float(e["return"])
+            demo = e.get("demonstrator_mean_return")
+            demo = None if demo is None else float(demo)
+            frac, valid = reference_validity(ret, demo)
             ref = MeasuredReference(dataset=e["dataset"], task=e["task"], setting=e["setting"],
                                     tier=e["tier"], source=e["source"], ret=ret,
-                                    provenance={k: v for k, v in e.items() if k != "return"})
+                                    provenance={k: v for k, v in e.items() if k != "return"},
+                                    demonstrator_return=demo if frac is not None else None,
+                                    fraction=frac, valid=valid)
         except (KeyError, TypeError, ValueError) as err:
             raise ValueError(f"{path}: malformed reference {key!r} ({err!r})") from None
-        if not (math.isfinite(ret) and ret > 0):
-            raise ValueError(f"{path}: reference {key!r} has non-positive return {ret}")
+        if not (math.isfinite(ret) and ret >= 0):
+            raise ValueError(f"{path}: reference {key!r} has a negative or non-finite return {ret}")
         out[key] = ref
     return out
 
@@ -145,15 +210,22 @@ def load_measured_references(path: str | os.PathLike | None = None) -> dict[str,
 def store_reference(entry: dict[str, Any], path: str | os.PathLike | None = None) -> Path:
     """Add or replace one measured reference (atomically) and return the file written.
 
-    ``entry`` needs ``dataset, task, setting, tier, source, return`` plus provenance fields.
+    ``entry`` needs ``dataset, task, setting, tier, source, return`` plus provenance fields;
+    with ``demonstrator_mean_return`` the entry is also given ``demonstrator_fraction`` and
+    ``valid`` (informational: :func:`load_measured_references` recomputes them). An invalid
+    reference is stored too: it documents the measurement, and the lookup skips it.
     """
     for k in ("dataset", "task", "setting", "tier", "source", "return"):
         if k not in entry:
             raise ValueError(f"reference entry lacks {k!r}")
     ret = float(entry["return"])
-    if not (math.isfinite(ret) and ret > 0):
-        raise ValueError(f"reference return of {entry['dataset']} must be a positive number, "
-                         f"got {ret} (a normalized score divides by it)")
+    if not (math.isfinite(ret) and ret >= 0):
+        raise ValueError(f"reference return of {entry['dataset']} must be a finite number >= 0, "
+                         f"got {ret}")
+    entry = dict(entry)
+    frac, valid = reference_validity(ret, entry.get("demonstrator_mean_return"))
+    if entry.get("demonstrator_mean_return") is not None or not valid:
+        entry["demonstrator_fraction"], entry["valid"] = frac, valid
     path = Path(path) if path is not None else references_path()
     data = {"format": 1, "references": {}}
     if path.exists():
@@ -166,9 +238,11 @@ def store_reference(entry: dict[str, Any], path: str | os.PathLike | None = None
 
 def get_reference(task: str, setting: str, source: str, dataset: str | None = None,
                   references: dict[str, MeasuredReference] | None = None) -> registry.Reference:
-    """The reference return for a run (lookup order in the module docstring).
+    """The reference return for a run (lookup order in the module docstring); invalid
+    measured references are skipped.
 
     Raises:
+        InvalidReferenceError: only an invalid reference is known (it is attached).
         MissingReferenceError: naming the dataset and the command that measures it.
     """
     registry.check_choice("task", task, registry.TASKS)
@@ -177,14 +251,24 @@ def get_reference(task: str, setting: str, source: str, dataset: str | None = No
     refs = load_measured_references() if references is None else references
     candidates = [dataset] if dataset else []
     candidates.append(f"{task}-{setting}-full")
+    invalid = None
     for name in candidates:
         m = refs.get(_ref_key(name, source))
+        if m is not None and not m.valid:
+            invalid = invalid or m
+            continue
         if m is not None:
             return registry.Reference(m.ret, f"measured by dcsbench on {m.dataset} ({m.source})",
-                                      dict(m.provenance))
+                                      {**m.provenance, "valid": True, "fraction": m.fraction})
     paper = registry.REFERENCES.get((task, setting, source))
     if paper is not None:
         return paper
+    if invalid is not None:
+        raise InvalidReferenceError(
+            f"the reference of {invalid.describe()} (BC on every train trajectory reached less "
+            f"than {MIN_REFERENCE_FRACTION:.0%} of the demonstrators): scores on it are not "
+            f"normalized; measure a stronger one with `dcsbench reference {invalid.dataset}` "
+            f"(e.g. more bc.updates, a larger preset)", invalid)
     want = dataset or f"{task}-{setting}-full"
     raise MissingReferenceError(
         f"no reference return for dataset {want!r} (task={task}, setting={setting}, "
@@ -225,8 +309,9 @@ def load_records(paths: Iterable[str | os.PathLike]) -> list[tuple[Path, ResultR
 FRAME_COLUMNS = (
     "method", "method_version", "dataset", "task", "setting", "tier", "source", "task_key",
     "budget", "seed", "n_episodes", "episode_length", "record_version", "protocol_compliant",
-    "primary_return", "generalization_return", "reference_return", "primary_score",
-    "generalization_score", "timestamp", "path",
+    "primary_return", "generalization_return", "reference_return", "reference_valid",
+    "demonstrator_return", "primary_score", "generalization_score", "primary_demo_fraction",
+    "generalization_demo_fraction", "timestamp", "path",
 )
 
 
@@ -238,17 +323,34 @@ def record_scores(record: ResultRecord,
     ``normalized_score`` (version-1 records) is never read.
 
     Returns:
-        ``{"reference_return", "primary_score", "generalization_score"}``; the generalization
-        score is NaN when the record has no generalization evaluation.
+        ``{"reference_return", "reference_valid", "demonstrator_return", "primary_score",
+        "generalization_score", "primary_demo_fraction", "generalization_demo_fraction"}``;
+        the generalization values are NaN when the record has no generalization evaluation.
+        When the only reference is invalid (:data:`MIN_REFERENCE_FRACTION`) the scores are
+        NaN, ``reference_valid`` is False and the ``*_demo_fraction`` values (return / the
+        demonstrators' mean return) are what the run reports.
 
     Raises:
         MissingReferenceError: no reference for the record's dataset and source.
     """
-    ref = get_reference(record.task, record.setting, record.source, record.dataset.name,
-                        references).ret
+    refs = load_measured_references() if references is None else references
     gen = record.generalization.mean_return if record.generalization is not None else math.nan
-    return {"reference_return": ref, "primary_score": record.primary.mean_return / ref,
-            "generalization_score": gen / ref}
+    prim = record.primary.mean_return
+    try:
+        found = get_reference(record.task, record.setting, record.source, record.dataset.name,
+                              refs)
+    except InvalidReferenceError as err:
+        m = err.reference
+        demo = m.demonstrator_return if m.demonstrator_return is not None else math.nan
+        return {"reference_return": m.ret, "reference_valid": False, "demonstrator_return": demo,
+                "primary_score": math.nan, "generalization_score": math.nan,
+                "primary_demo_fraction": prim / demo, "generalization_demo_fraction": gen / demo}
+    ref = found.ret
+    own = refs.get(_ref_key(record.dataset.name, record.source))
+    demo = own.demonstrator_return if own is not None and own.demonstrator_return else math.nan
+    return {"reference_return": ref, "reference_valid": True, "demonstrator_return": demo,
+            "primary_score": prim / ref, "generalization_score": gen / ref,
+            "primary_demo_fraction": prim / demo, "generalization_demo_fraction": gen / demo}
 
 
 def records_to_frame(records: Iterable[ResultRecord | tuple[Any, ResultRecord] | str | os.PathLike],
@@ -294,8 +396,10 @@ def records_to_frame(records: Iterable[ResultRecord | tuple[Any, ResultRecord] |
                 warnings.warn(f"no reference for {r.dataset.name} ({r.source}): "
                               f"normalized scores are NaN", stacklevel=2)
                 warned.add(r.dataset.name)
-            scores = {"reference_return": math.nan, "primary_score": math.nan,
-                      "generalization_score": math.nan}
+            scores = {"reference_return": math.nan, "reference_valid": False,
+                      "demonstrator_return": math.nan, "primary_score": math.nan,
+                      "generalization_score": math.nan, "primary_demo_fraction": math.nan,
+                      "generalization_demo_fraction": math.nan}
         gen = r.generalization.mean_return if r.generalization is not None else math.nan
         row = {
             "method": r.method.name, "method_version": r.method.version,

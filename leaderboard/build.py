@@ -30,6 +30,12 @@ rows missing any of them are shown *below* all ranked rows, unranked (``rank`` n
 ``ranked`` false, ``label_efficiency`` null), ordered by how many common cells they hold. So a
 submission cannot climb by holding only the cells where it does well.
 
+Smoke tiers: a track none of whose datasets has a *valid* normalization reference (BC on every
+train trajectory at >= 50% of the demonstrators' return, :mod:`dcsbench.scoring`; today the
+``tiny`` tier) is shown as a smoke tier (``"smoke": true``), unranked: its numbers are the
+fraction of the demonstrators' mean return (``score: "demonstrator_fraction"``), not normalized
+scores, and no row has a rank, label-efficiency or generalization summary.
+
 Only records of submissions without validation errors reach the aggregates; invalid
 submissions are listed with their errors. Nothing from a submission is executed.
 """
@@ -122,7 +128,10 @@ def aggregate_board(subs: list[Submission], reps: int = 2000, seed: int = 0,
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # seeds dropped for rectangles are visible in n_runs
             for track, tf in frame.groupby("track", sort=True):
-                tracks.append(_track(track, tf, info, subs, reps, seed, baseline))
+                if tf["reference_valid"].astype(bool).any():
+                    tracks.append(_track(track, tf, info, subs, reps, seed, baseline))
+                else:
+                    tracks.append(_smoke_track(track, tf, info, subs, reps, seed, baseline))
     return {
         "format": BOARD_FORMAT,
         "protocol_version": registry.PROTOCOL_VERSION,
@@ -242,12 +251,29 @@ def _track(track: str, tf, info, subs, reps, seed, baseline) -> dict[str, Any]:
     for i, r in enumerate(rows, 1):
         r["rank"] = i if r["ranked"] else None
     return {"track": track, "setting": setting, "tier": tier, "source": source,
-            "budgets": budgets, "tasks": tasks,
+            "budgets": budgets, "tasks": tasks, "smoke": False, "score": "normalized",
             "ranking": {"basis": basis, "n_cells": len(common),
                         "budgets": sorted({b for _, b, _ in common}),
                         "tasks": [t for t in registry.TASKS
                                   if t in {task_of.get(k, k.split("/")[0]) for k, _, _ in common}]},
             "rows": rows}
+
+
+def _smoke_track(track: str, tf, info, subs, reps, seed, baseline) -> dict[str, Any]:
+    """A track without any valid reference: the fraction of the demonstrators' return in place
+    of normalized scores, every row unranked (see the module docstring)."""
+    tf = tf.copy()
+    tf["primary_score"] = tf["primary_demo_fraction"]
+    tf["generalization_score"] = tf["generalization_demo_fraction"]
+    out = _track(track, tf, info, subs, reps, seed, baseline)
+    for row in out["rows"]:
+        row.update(ranked=False, rank=None, label_efficiency=None, label_efficiency_budgets=[],
+                   generalization=None)
+    out["rows"].sort(key=lambda r: (not r["reference"], r["method"]))
+    out["smoke"] = True
+    out["score"] = "demonstrator_fraction"
+    out["ranking"] = {"basis": "smoke tier: unranked", "n_cells": 0, "budgets": [], "tasks": []}
+    return out
 
 
 def _probe(runs) -> dict[str, Any]:

@@ -232,6 +232,12 @@ def _ranking_note(track: dict[str, Any]) -> str:
     rk = track.get("ranking")
     if not rk:
         return ""
+    if track.get("smoke"):
+        return ('<p class="smoke"><b>Smoke tier, unranked.</b> No dataset of this track has a '
+                "valid normalization reference (BC on every train trajectory reaching at least "
+                "50% of the demonstrators' mean return), so its numbers are <i>fractions of the "
+                "demonstrators' return</i>, not normalized scores, and no row is ranked. It "
+                "checks that a method runs end to end; it does not compare methods.</p>")
     basis = ("the cells the reference rows hold" if rk["basis"] == "reference rows"
              else "the full task x budget x seed grid (no reference row)")
     return (f'<p class="muted">Ranked on {esc(rk["n_cells"])} (task, budget, seed) cells: {esc(basis)} '
@@ -258,7 +264,8 @@ def render_index(board: dict[str, Any]) -> str:
                     "</div>")
         sections.append(
             f'<section id="{esc(anchor)}"><h2>{esc(tr["setting"])} &middot; {esc(tr["tier"])} tier '
-            f'&middot; {esc(tr["source"])} backgrounds</h2>'
+            + (" (smoke tier, unranked) " if tr.get("smoke") else " ")
+            + f'&middot; {esc(tr["source"])} backgrounds</h2>'
             f'<p class="muted">Tasks: {esc(", ".join(tr["tasks"]))}. Budgets: '
             f'{esc(", ".join(map(str, tr["budgets"])))} labeled trajectories. Click a column to sort.</p>'
             + _ranking_note(tr)

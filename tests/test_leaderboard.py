@@ -305,6 +305,34 @@ def test_preview_board_accepts_short_runs_marked(tmp_path, monkeypatch):
     assert "Preview." in page and "non-protocol</span>" in page
 
 
+def test_tiny_without_a_valid_reference_is_an_unranked_smoke_tier(tmp_path, monkeypatch):
+    """References below 50% of the demonstrators (as the real tiny tier's): the track is a smoke
+    tier, every row unranked, numbers are fractions of the demonstrators' return."""
+    path = tmp_path / "r.json"
+    monkeypatch.setenv(scoring.REFERENCES_ENV, str(path))
+    for task, ret in sf.REF_RETURN.items():  # each reference at 10% of its demonstrators
+        scoring.store_reference({"dataset": sf.dataset_name(task), "task": task,
+                                 "setting": sf.SETTING, "tier": sf.TIER, "source": sf.SOURCE,
+                                 "return": ret, "demonstrator_mean_return": 10 * ret}, path)
+    subs = tmp_path / "subs"
+    sf.write_submission(subs, "bc", 0.4, meta=sf.metadata("bc", reference=True, display_name="BC"))
+    sf.write_submission(subs, "laom", 0.8, meta=sf.metadata("laom", reference=True))
+    board = build_site(subs, tmp_path / "site", reps=REPS, known=sf.make_known(), plots=False)
+    assert not board["rejected"]
+    (tr,) = board["tracks"]
+    assert tr["smoke"] is True and tr["score"] == "demonstrator_fraction"
+    assert tr["ranking"]["basis"] == "smoke tier: unranked"
+    assert all(r["rank"] is None and not r["ranked"] and r["label_efficiency"] is None
+               for r in tr["rows"])
+    laom = next(r for r in tr["rows"] if r["method"] == "laom")
+    top = laom["budgets"][str(max(tr["budgets"]))]["mean"]
+    assert top == pytest.approx(0.08, abs=0.02)   # score 0.8 of a 10% reference = 8% of demos
+    page = (tmp_path / "site" / "index.html").read_text()
+    assert "smoke tier, unranked" in page and "Smoke tier, unranked." in page
+    csv_rows = (tmp_path / "site" / "leaderboard.csv").read_text().splitlines()[1:]
+    assert csv_rows and all(row.split(",")[1] == "" for row in csv_rows)  # no rank anywhere
+
+
 def test_import_runs_creates_reference_submission(tmp_path, monkeypatch):
     from dcsbench.results import save_record
     from dcsbench.submissions import validate_submission

@@ -175,3 +175,76 @@ def test_plots_and_cli(refs, tmp_path, capsys):
     (run_dir / "bad.json").write_text(json.dumps(bad))
     assert main(["score", str(run_dir)]) == 2
     assert "budget" in capsys.readouterr().err
+
+
+# ----------------------------------------------------------------------- reference validity
+
+
+def _store(path, dataset, ret, demo, tier="tiny", task="cheetah-run"):
+    return scoring.store_reference({"dataset": dataset, "task": task, "setting": "distractors",
+                                    "tier": tier, "source": "procedural", "return": ret,
+                                    "demonstrator_mean_return": demo}, path)
+
+
+def test_reference_validity_rule():
+    assert scoring.reference_validity(400.0, 800.0) == (0.5, True)      # the boundary counts
+    assert scoring.reference_validity(399.0, 800.0)[1] is False
+    assert scoring.reference_validity(50.0, None) == (None, True)       # hand-written, unknown
+    assert scoring.reference_validity(0.0, 800.0) == (None, False)      # nothing to divide by
+    assert scoring.reference_validity(5.0, 0.0) == (None, False)        # random-policy build
+
+
+def test_invalid_reference_is_stored_skipped_and_reports_the_demo_fraction(tmp_path, monkeypatch):
+    path = tmp_path / "refs.json"
+    monkeypatch.setenv(scoring.REFERENCES_ENV, str(path))
+    _store(path, "cheetah-run-distractors-tiny", 54.3, 730.3)
+    entry = json.loads(path.read_text())["references"]["cheetah-run-distractors-tiny/procedural"]
+    assert entry["valid"] is False and entry["demonstrator_fraction"] == pytest.approx(0.0744, abs=1e-4)
+    ref = scoring.load_measured_references()["cheetah-run-distractors-tiny/procedural"]
+    assert (ref.valid, round(ref.fraction, 4), ref.demonstrator_return) == (False, 0.0744, 730.3)
+    with pytest.raises(scoring.InvalidReferenceError, match="7.4% of the demonstrators") as err:
+        scoring.get_reference("cheetah-run", "distractors", "procedural", "cheetah-run-distractors-tiny")
+    assert err.value.reference.dataset == "cheetah-run-distractors-tiny"
+    rec = make_record(returns=[73.03, 73.03], gen_returns=[36.515, 36.515])
+    row = scoring.records_to_frame([rec]).iloc[0]
+    assert math.isnan(row["primary_score"]) and math.isnan(row["generalization_score"])
+    assert not row["reference_valid"] and row["demonstrator_return"] == 730.3
+    assert row["primary_demo_fraction"] == pytest.approx(0.1)
+    assert row["generalization_demo_fraction"] == pytest.approx(0.05)
+    # a tampered "valid": true in the file is ignored: validity is recomputed on load
+    data = json.loads(path.read_text())
+    data["references"]["cheetah-run-distractors-tiny/procedural"]["valid"] = True
+    path.write_text(json.dumps(data))
+    assert not scoring.load_measured_references()["cheetah-run-distractors-tiny/procedural"].valid
+    # a valid full-tier reference of the same task serves the tier instead of the invalid one
+    _store(path, "cheetah-run-distractors-full", 700.0, 730.3, tier="full")
+    row = scoring.records_to_frame([rec]).iloc[0]
+    assert row["reference_valid"] and row["primary_score"] == pytest.approx(73.03 / 700.0)
+    assert row["primary_demo_fraction"] == pytest.approx(0.1)   # its own dataset's demonstrators
+
+
+def test_packaged_tiny_reference_loads_as_invalid(monkeypatch):
+    monkeypatch.delenv(scoring.REFERENCES_ENV, raising=False)
+    ref = scoring.load_measured_references()["cheetah-run-distractors-tiny/procedural"]
+    assert ref.ret == pytest.approx(54.305, abs=1e-3) and not ref.valid
+    assert ref.fraction == pytest.approx(54.305 / 730.256, abs=1e-4)
+
+
+def test_score_cli_does_not_call_an_invalid_reference_normalized(tmp_path, monkeypatch, capsys):
+    from dcsbench.cli import main
+    from dcsbench.results import parse_record
+
+    path = tmp_path / "refs.json"
+    monkeypatch.setenv(scoring.REFERENCES_ENV, str(path))
+    _store(path, "cheetah-run-distractors-tiny", 54.3, 730.3)
+    runs = tmp_path / "runs"
+    runs.mkdir()
+    for seed in (0, 1):
+        save_record(make_record(seed=seed, returns=[146.06] * 3, gen_returns=[73.03] * 3),
+                    runs / f"r{seed}.json")
+    assert main(["score", str(runs), "--reps", "50"]) == 0
+    text = capsys.readouterr().out
+    assert "NOT NORMALIZED" in text and "7.4% of the demonstrators' 730.3" in text
+    assert "Fraction of the demonstrators' return" in text
+    assert "Primary score (train backgrounds, normalized)" not in text
+    assert "demo_fraction" in text and "0.200" in text

@@ -10,7 +10,7 @@ import sys
 def _add_run_options(p: argparse.ArgumentParser) -> None:
     """Options shared by ``run`` and ``sweep`` (agent configuration and evaluation knobs)."""
     p.add_argument("--preset", default=None,
-                   help="baseline config preset: paper (default), small or tiny; baselines only")
+                   help="baseline config preset: paper, small or tiny (default: paper with CUDA, else tiny, with the reason printed); baselines only")
     p.add_argument("--config", metavar="FILE.yaml", help="YAML mapping of agent options")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="override one option (repeatable; dotted keys nest; YAML values)")
@@ -95,9 +95,15 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=cmd_sweep)
 
     p = sub.add_parser("reference", help="measure a dataset's reference return (BC on all "
-                                         "train trajectories, all actions revealed)")
+                                         "train trajectories, all actions revealed)",
+                       description="Train BC on every train trajectory with all actions, "
+                                   "evaluate it, and store its return as the dataset's "
+                                   "normalization reference. It counts only at >= 50%% of the "
+                                   "demonstrators' mean return; a weaker one is stored as "
+                                   "invalid (scores on the dataset are then not normalized).")
     p.add_argument("dataset")
-    p.add_argument("--preset", default="paper", help="BC config preset (paper, small or tiny)")
+    p.add_argument("--preset", default=None, help="BC config preset: paper, small or tiny "
+                                                  "(default: paper with CUDA, else tiny)")
     p.add_argument("--config", metavar="FILE.yaml", help="YAML mapping of BC options")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
     p.add_argument("--seed", type=int, default=0)
@@ -105,9 +111,6 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--references", default=None,
                    help="references file to update (default: the packaged "
                         "dcsbench/registry_data/references.json or $DCSBENCH_REFERENCES)")
-    p.add_argument("--min-fraction", type=float, default=0.1,
-                   help="refuse a reference below this fraction of the demonstrators' mean "
-                        "return (BC did not learn); 0 disables (default 0.1)")
     p.add_argument("--episodes", type=int, default=None,
                    help="evaluation episodes (protocol: 25; tests only)")
     p.add_argument("--episode-length", type=int, default=None,
@@ -164,21 +167,52 @@ def score_report(records, by=("method", "budget"), baseline="bc", reps=2000, see
     generalization), probability of improvement, label-efficiency summary."""
     from dcsbench import scoring
 
-    frame = scoring.records_to_frame(records, missing_reference=missing_reference)
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="no reference for")  # reported in the table
+        frame = scoring.records_to_frame(records, missing_reference=missing_reference)
     if frame.empty:
         raise ValueError("no result records found")
-    rep = {"runs": frame,
-           "aggregates": scoring.aggregate(frame, by=by, reps=reps, seed=seed)}
-    if frame["generalization_score"].notna().any():
-        rep["generalization"] = scoring.aggregate(frame, by=by, score="generalization_score",
-                                                  reps=reps, seed=seed)
-    rep["improvement"] = scoring.probability_of_improvement(frame, baseline=baseline,
-                                                            reps=reps, seed=seed)
-    if "budget" in by:
-        rest = [c for c in by if c != "budget"]
-        rep["label_efficiency"] = scoring.label_efficiency(frame, by=rest, reps=reps,
-                                                           seed=seed)[1]
+    rep = {"runs": frame}
+    normalized = frame[frame["primary_score"].notna()]
+    if len(normalized):
+        rep["aggregates"] = scoring.aggregate(normalized, by=by, reps=reps, seed=seed)
+        if normalized["generalization_score"].notna().any():
+            rep["generalization"] = scoring.aggregate(normalized, by=by,
+                                                      score="generalization_score",
+                                                      reps=reps, seed=seed)
+        rep["improvement"] = scoring.probability_of_improvement(normalized, baseline=baseline,
+                                                                reps=reps, seed=seed)
+        if "budget" in by:
+            rest = [c for c in by if c != "budget"]
+            rep["label_efficiency"] = scoring.label_efficiency(normalized, by=rest, reps=reps,
+                                                               seed=seed)[1]
+    # runs whose dataset has no valid reference: the fraction of the demonstrators' return
+    fractions = frame[frame["primary_score"].isna() & frame["primary_demo_fraction"].notna()]
+    if len(fractions):
+        rep["demo_fraction"] = scoring.aggregate(fractions, by=by, score="primary_demo_fraction",
+                                                 reps=reps, seed=seed)
     return rep
+
+
+def reference_notes(frame) -> list[str]:
+    """One line per dataset of ``frame`` whose scores are not normalized, saying why."""
+    from dcsbench import scoring
+
+    notes = []
+    refs = scoring.load_measured_references()
+    for key, f in frame[frame["primary_score"].isna()].groupby("task_key", sort=True):
+        ref = refs.get(key)
+        if ref is not None and not ref.valid:
+            notes.append(f"{key}: NOT NORMALIZED: its reference (BC on every train trajectory) "
+                         f"is {ref.describe()} (valid only at >= "
+                         f"{scoring.MIN_REFERENCE_FRACTION:.0%} of the demonstrators); reported: "
+                         f"the return and its fraction of the demonstrators' return")
+        else:
+            notes.append(f"{key}: NOT NORMALIZED: no reference measured "
+                         f"(dcsbench reference {key.split('/')[0]})")
+    return notes
 
 
 def render_table(rep: dict, max_runs: int = 30) -> str:
@@ -191,8 +225,11 @@ def render_table(rep: dict, max_runs: int = 30) -> str:
     out.append(f"{len(frame)} run(s) from {frame['task_key'].nunique()} dataset(s)"
                + (f"; {noncompliant} NOT protocol-compliant (smoke-test settings)"
                   if noncompliant else ""))
-    for key, title in (("aggregates", "Primary score (train backgrounds)"),
-                       ("generalization", "Generalization score (novel backgrounds)")):
+    out += reference_notes(frame)
+    for key, title in (("aggregates", "Primary score (train backgrounds, normalized)"),
+                       ("generalization", "Generalization score (novel backgrounds, normalized)"),
+                       ("demo_fraction", "Fraction of the demonstrators' return (train "
+                                         "backgrounds; no valid reference: NOT normalized)")):
         if key not in rep:
             continue
         agg = rep[key]
@@ -215,8 +252,15 @@ def render_table(rep: dict, max_runs: int = 30) -> str:
         t["log_mean"] = t["log_mean"].map(lambda v: f"{v:.3f}")
         out += ["", "## Label efficiency (IQM averaged over log2 budget)",
                 t.to_string(index=False)]
-    runs = frame[["method", "dataset", "source", "budget", "seed", "primary_return",
-                  "primary_score", "generalization_return", "generalization_score"]]
+    cols = ["method", "dataset", "source", "budget", "seed", "primary_return"]
+    if frame["primary_score"].notna().any():
+        cols += ["primary_score"]
+    if frame["primary_score"].isna().any():
+        cols += ["primary_demo_fraction"]
+    cols += ["generalization_return"]
+    if frame["generalization_score"].notna().any():
+        cols += ["generalization_score"]
+    runs = frame[cols].rename(columns={"primary_demo_fraction": "demo_fraction"})
     more = f" (first {max_runs} of {len(runs)}; --format json lists all)" if len(runs) > max_runs else ""
     with pd.option_context("display.float_format", "{:.3f}".format):
         out += ["", f"## Runs{more}", runs.head(max_runs).to_string(index=False)]
@@ -262,6 +306,11 @@ def cmd_run(args: argparse.Namespace) -> int:
         norm = scoring.normalized_score(p.mean_return, record.task, record.setting, record.source,
                                         record.dataset.name)
         line += f" (normalized {norm:.3f})"
+    except scoring.InvalidReferenceError as err:
+        ref = err.reference
+        frac = (f"{p.mean_return / ref.demonstrator_return:.1%} of the demonstrators' "
+                f"{ref.demonstrator_return:.1f}; " if ref.demonstrator_return else "")
+        line += f" ({frac}not normalized: the dataset's reference is invalid: {ref.describe()})"
     except scoring.MissingReferenceError:
         line += " (no reference yet: not normalized)"
     if g is not None:
@@ -303,35 +352,46 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     return 1 if failed else 0
 
 
-def check_reference(ret: float, demo_mean: float, min_fraction: float) -> None:
-    """Refuse a reference below ``min_fraction`` of the demonstrators' mean return.
+def reference_verdict(ret: float, demo_mean: float) -> str:
+    """One line on a measured reference: its fraction of the demonstrators' mean return and
+    whether it counts (:data:`dcsbench.scoring.MIN_REFERENCE_FRACTION`; the rule of
+    :func:`dcsbench.scoring.reference_validity`)."""
+    from dcsbench import scoring
 
-    A BC that did not learn (too few updates, too small a network) gives a near-zero
-    reference, and every normalized score divided by it becomes meaningless (a random agent
-    would score far above 1). ``min_fraction=0`` disables the check.
-    """
-    if min_fraction > 0 and demo_mean > 0 and ret < min_fraction * demo_mean:
-        raise ValueError(
-            f"BC reached a mean return of {ret:.1f}, below {min_fraction:.0%} of the dataset's "
-            f"demonstrators ({demo_mean:.1f}): BC did not learn, so this is no usable reference. "
-            f"Use a stronger config (e.g. --preset paper, more bc.updates) or --min-fraction 0 "
-            f"to store it anyway. The run's record is kept.")
+    frac, valid = scoring.reference_validity(ret, demo_mean)
+    if frac is None:
+        return ("no positive return to normalize by: INVALID" if not valid else
+                "the demonstrators' mean return is unknown: validity not checked")
+    if valid:
+        return (f"{frac:.1%} of the demonstrators' mean return {demo_mean:.1f}: VALID "
+                f"(>= {scoring.MIN_REFERENCE_FRACTION:.0%})")
+    return (f"{frac:.1%} of the demonstrators' mean return {demo_mean:.1f}: INVALID (below "
+            f"{scoring.MIN_REFERENCE_FRACTION:.0%}: BC did not learn enough). It is stored as "
+            f"invalid and scores on this dataset are not normalized (they report the fraction "
+            f"of the demonstrators' return); measure a stronger reference (more bc.updates, a "
+            f"larger preset)")
 
 
-def measure_reference(dataset: str, preset: str = "paper", config_file=None, overrides=(),
+def measure_reference(dataset: str, preset: str | None = "paper", config_file=None, overrides=(),
                       seed: int = 0, out="runs/reference", references=None,
-                      progress: bool = True, min_fraction: float = 0.1, **evaluate_kwargs):
+                      progress: bool = True, **evaluate_kwargs):
     """Train BC on every train trajectory with all actions revealed, evaluate it under the
-    protocol, and store its mean return as the dataset's reference (with provenance).
+    protocol, and store its mean return as the dataset's reference (with provenance and the
+    demonstrators' mean train return from the manifest).
 
-    The reference is refused (:func:`check_reference`) if BC reached less than
-    ``min_fraction`` of the demonstrators' mean return. Returns
-    ``(record, record_path, references_path)``.
+    A reference below :data:`dcsbench.scoring.MIN_REFERENCE_FRACTION` of the demonstrators'
+    return is stored as invalid (:func:`reference_verdict` says so on stderr): scores on the
+    dataset are then not normalized. Returns ``(record, record_path, references_path)``.
     """
     from dcsbench import data, registry, scoring
     from dcsbench.protocol import evaluate, make_agent, record_path
 
     name = registry.parse_dataset_name(dataset)
+    if preset is None:
+        import baselines
+
+        preset, reason, _ = baselines.choose_preset("bc", None)
+        print(f"[dcsbench] reference: BC preset {preset} ({reason})", file=sys.stderr)
     agent = make_agent("bc", config_file, list(overrides), preset)
     record = evaluate(agent, str(name), "all", seed, out=out, progress=progress,
                       **evaluate_kwargs)
@@ -341,22 +401,26 @@ def measure_reference(dataset: str, preset: str = "paper", config_file=None, ove
         print("warning: the reference run is not protocol-compliant", file=sys.stderr)
     demo = data.load_dataset(str(name), "train", root=evaluate_kwargs.get("root"))
     demo_mean = float(sum(demo.returns) / len(demo.returns))
-    check_reference(record.primary.mean_return, demo_mean, min_fraction)
+    print(f"reference {name}: {record.primary.mean_return:.1f} = "
+          + reference_verdict(record.primary.mean_return, demo_mean), file=sys.stderr)
     entry = scoring.reference_entry(record, path, {"preset": preset, "overrides": list(overrides),
-                                                   "min_fraction": min_fraction,
                                                    "demonstrator_mean_return": demo_mean})
     return record, path, scoring.store_reference(entry, references)
 
 
 def cmd_reference(args: argparse.Namespace) -> int:
     """``dcsbench reference DATASET``."""
+    from dcsbench import scoring
+
     record, path, refs = measure_reference(
         args.dataset, args.preset, args.config, args.overrides, args.seed, args.out,
-        args.references, progress=not args.no_progress, min_fraction=args.min_fraction,
-        **_evaluate_kwargs(args))
+        args.references, progress=not args.no_progress, **_evaluate_kwargs(args))
+    ref = scoring.load_measured_references(refs).get(f"{record.dataset.name}/{record.source}")
+    status = "" if ref is None else (
+        f"\n{'valid' if ref.valid else 'INVALID'} reference: {ref.describe()}")
     print(f"reference return of {record.dataset.name} ({record.source}): "
           f"{record.primary.mean_return:.1f} (BC, {record.budget} labeled trajectories, "
-          f"{len(record.primary.returns)} episodes)\nrecord: {path}\nstored in: {refs}")
+          f"{len(record.primary.returns)} episodes){status}\nrecord: {path}\nstored in: {refs}")
     return 0
 
 
@@ -381,6 +445,14 @@ def cmd_quickstart(args: argparse.Namespace) -> int:
                        record.budget, record.seed)
     rep = score_report([(path, record)], reps=500, missing_reference="nan")
     print(render_table(rep))
+    if rep["runs"]["primary_score"].isna().all():
+        frac = rep["runs"]["primary_demo_fraction"].iloc[0]
+        what = (f"{record.primary.mean_return:.1f}, {frac:.1%} of the demonstrators' return"
+                if frac == frac else f"{record.primary.mean_return:.1f}")
+        print(f"\nnote: {record.dataset.name} is a smoke-test tier without a valid "
+              f"normalization reference, so this run reports its return ({what}), not a "
+              f"normalized score. Normalized scores need a reference at >= 50% of the "
+              f"demonstrators (dcsbench reference NAME; the small and full tiers).")
     print(f"\nrecord: {path}\nrescore with: dcsbench score {args.out}")
     print(f"quickstart finished in {time.perf_counter() - t0:.0f} s")
     return 0

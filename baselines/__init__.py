@@ -16,14 +16,13 @@ Example::
 
 from __future__ import annotations
 
-import copy
 import importlib
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from dcsbench.overrides import nested_overrides, set_dotted
+from dcsbench.overrides import deep_merge, nested_overrides, set_dotted
 from dcsbench.registry import check_choice
 
 #: Method name -> ``"module:Class"`` of its Agent.
@@ -49,11 +48,8 @@ def agent_class(method: str) -> type:
 
 
 def _merge(base: dict, over: dict) -> dict:
-    """Deep merge ``over`` into a copy of ``base``."""
-    out = copy.deepcopy(base)
-    for k, v in over.items():
-        out[k] = _merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else copy.deepcopy(v)
-    return out
+    """Deep merge ``over`` into a copy of ``base`` (:func:`dcsbench.overrides.deep_merge`)."""
+    return deep_merge(base, over)
 
 
 def parse_overrides(overrides: list[str] | dict | None) -> dict:

@@ -445,6 +445,23 @@ class BaselineAgent(Agent):
 
     Config: type = object
 
+    @classmethod
+    def from_config(cls, config: dict, preset: str | None = None) -> "BaselineAgent":
+        """The method at ``preset`` (YAML values) with ``config`` merged over them. Without a
+        preset, :func:`baselines.choose_preset` picks one for the machine and says why."""
+        import sys
+
+        from baselines import choose_preset, make_agent
+
+        chosen, reason, warning = choose_preset(cls.name, preset)
+        if preset is None:
+            print(f"[dcsbench] {cls.name}: preset {chosen} ({reason})", file=sys.stderr, flush=True)
+        if warning:
+            print(f"[dcsbench] warning: {warning}", file=sys.stderr, flush=True)
+        agent = make_agent(cls.name, preset=chosen, **config)
+        agent.preset = chosen
+        return agent
+
     def __init__(self, **config: Any) -> None:
         self.cfg = from_dict(self.Config, config)
         super().__init__(**asdict(self.cfg))

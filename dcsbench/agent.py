@@ -122,6 +122,18 @@ class Agent(abc.ABC):
     def __init__(self, **config: Any) -> None:
         self.config: dict[str, Any] = dict(config)
 
+    @classmethod
+    def from_config(cls, config: dict[str, Any], preset: str | None = None) -> "Agent":
+        """Build an agent from a configuration mapping (``--config`` / ``--set``) and a preset.
+
+        The default passes the mapping as keyword arguments and has no presets; a method with
+        presets (the baselines) overrides this.
+        """
+        if preset is not None:
+            raise ValueError(f"{cls.__name__} has no presets (--preset {preset}); use --config "
+                             "or --set for its options")
+        return cls(**config)
+
     @abc.abstractmethod
     def fit(self, unlabeled: UnlabeledView, labeled: LabeledView, spec: EnvSpec, budget: int,
             seed: int, logger: Logger) -> None:

@@ -64,3 +64,15 @@ def nested_overrides(items: Iterable[str] | None) -> dict[str, Any]:
 
 
 __all__ = ["nested_overrides", "parse_value", "set_dotted", "split_assignment"]
+
+
+def deep_merge(base: dict, extra: dict) -> dict:
+    """A copy of ``base`` with ``extra`` merged in, recursively for nested mappings (``extra``
+    wins). The one deep merge of configurations in dcsbench and the baselines."""
+    import copy
+
+    out = copy.deepcopy(base)
+    for k, v in extra.items():
+        out[k] = deep_merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) \
+            else copy.deepcopy(v)
+    return out

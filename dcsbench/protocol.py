@@ -455,89 +455,14 @@ def evaluate(agent: Agent, dataset: str, budget: int | str, seed: int,
 
 
 # --------------------------------------------------------------------------- building agents
+# (kept importable from here; the registry is dcsbench.methods)
+
+from dcsbench.methods import import_agent_class, load_config_file, make_agent  # noqa: E402
 
 
 def parse_overrides(items: list[str] | None) -> dict[str, Any]:
-    """``["lr=1e-4", "net.width=256"]`` -> ``{"lr": 0.0001, "net": {"width": 256}}``.
-
-    Values are read by :func:`dcsbench.overrides.parse_value` (JSON, then YAML, then the string;
-    nothing is executed); dotted keys build nested mappings.
-    """
+    """``["lr=1e-4", "net.width=256"]`` -> ``{"lr": 0.0001, "net": {"width": 256}}``
+    (:func:`dcsbench.overrides.nested_overrides`)."""
     from dcsbench.overrides import nested_overrides
 
     return nested_overrides(items)
-
-
-def _deep_merge(base: dict, extra: dict) -> dict:
-    out = dict(base)
-    for k, v in extra.items():
-        out[k] = _deep_merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
-    return out
-
-
-def load_config_file(path: str | os.PathLike | None) -> dict[str, Any]:
-    """Read a YAML (or JSON) config file that must hold a mapping (``{}`` for ``None``)."""
-    import yaml
-
-    if path is None:
-        return {}
-    data = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
-    if data is None:
-        return {}
-    if not isinstance(data, dict):
-        raise ValueError(f"{path}: a config file must hold a mapping of options, "
-                         f"got {type(data).__name__}")
-    return data
-
-
-def import_agent_class(spec: str) -> type[Agent]:
-    """Import ``"package.module:ClassName"`` and check it is an :class:`Agent` subclass.
-
-    The current working directory is importable (as with ``python -m``), so a method written in
-    ``./my_method.py`` runs as ``dcsbench run --agent my_method:MyAgent`` without installing it.
-    """
-    import importlib
-    import sys
-
-    module_name, sep, cls_name = spec.partition(":")
-    if not sep or not module_name or not cls_name:
-        raise ValueError(f"expected MODULE:CLASS, got {spec!r}")
-    if "" not in sys.path and os.getcwd() not in sys.path:
-        sys.path.insert(0, os.getcwd())
-    try:
-        module = importlib.import_module(module_name)
-    except ModuleNotFoundError as err:
-        raise ValueError(f"cannot import module {module_name!r} ({err}); is it on PYTHONPATH?") from None
-    cls = getattr(module, cls_name, None)
-    if not (isinstance(cls, type) and issubclass(cls, Agent)):
-        raise ValueError(f"{spec}: {cls_name!r} is not a dcsbench.agent.Agent subclass in {module_name}")
-    return cls
-
-
-def make_agent(spec: str, config_file: str | os.PathLike | None = None,
-               overrides: list[str] | dict | None = None, preset: str | None = None) -> Agent:
-    """Build an agent from a baseline name (``bc``, ``laom``, ...) or ``MODULE:CLASS``.
-
-    Configuration, later wins: the baseline's ``preset`` (baselines only; without one,
-    :func:`baselines.choose_preset` picks ``paper`` when CUDA is available, else ``tiny``, and
-    says why on stderr; an explicit ``paper``/``small`` without CUDA is kept with a warning),
-    the mapping in ``config_file`` (YAML), then ``overrides`` (``key=value`` strings or a dict).
-    A ``MODULE:CLASS`` agent receives the merged mapping as keyword arguments.
-    """
-    config = load_config_file(config_file)
-    extra = overrides if isinstance(overrides, dict) else parse_overrides(overrides)
-    config = _deep_merge(config, extra)
-    if ":" in spec:
-        if preset is not None:
-            raise ValueError("--preset applies to baseline names only; use --config for "
-                             "MODULE:CLASS agents")
-        return import_agent_class(spec)(**config)
-    import baselines
-
-    registry.check_choice("baseline", spec, baselines.BASELINES)
-    chosen, reason, warning = baselines.choose_preset(spec, preset)
-    if preset is None:
-        print(f"[dcsbench] {spec}: preset {chosen} ({reason})", file=sys.stderr, flush=True)
-    if warning:
-        print(f"[dcsbench] warning: {warning}", file=sys.stderr, flush=True)
-    return baselines.make_agent(spec, preset=chosen, **config)

@@ -142,11 +142,11 @@ def parse_plan(data: dict, origin: str = "plan") -> Plan:
             raise ValueError(f"{origin}: budget(s) {bad} not offered by {d} "
                              f"(budgets: {list(tier.budgets)})")
     methods = _str_list(data["methods"], "methods")
-    import baselines
+    from dcsbench import methods as method_registry
 
     for m in methods:
         if ":" not in m:
-            registry.check_choice("baseline", m, baselines.BASELINES)
+            registry.check_choice("method", m, method_registry.names())
     overrides = {str(k): _str_list(v or [], f"overrides.{k}")
                  for k, v in (data.get("overrides") or {}).items()}
     for k in overrides:

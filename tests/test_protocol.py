@@ -232,7 +232,7 @@ def test_agent_loading_and_overrides(tmp_path):
     assert agent.config == {"value": 0.5, "nested": {"x": 1, "y": True}}
     with pytest.raises(ValueError, match="not a dcsbench.agent.Agent"):
         protocol.make_agent("trivial_agents:np")
-    with pytest.raises(ValueError, match="Valid baselines"):
+    with pytest.raises(ValueError, match="Valid methods"):
         protocol.make_agent("lapp")
     with pytest.raises(ValueError, match="KEY=VALUE"):
         protocol.parse_overrides(["novalue"])

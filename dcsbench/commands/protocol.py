@@ -6,6 +6,9 @@ import argparse
 import json
 import sys
 
+#: ``--vector-mode`` choices (as :data:`dcsbench.evaluation.VECTOR_MODES`, without importing it).
+VECTOR_MODES = ("auto", "sync", "async", "workers")
+
 
 def _add_run_options(p: argparse.ArgumentParser) -> None:
     """Options shared by ``run`` and ``sweep`` (agent configuration and evaluation knobs)."""
@@ -20,7 +23,10 @@ def _add_run_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--episode-length", type=int, default=None,
                    help="steps per evaluation episode (protocol: 1000; shorter -> non-compliant)")
     p.add_argument("--num-envs", type=int, default=5, help="environments per evaluation wave")
-    p.add_argument("--vector-mode", choices=("sync", "async"), default="sync")
+    p.add_argument("--vector-mode", choices=VECTOR_MODES, default="auto",
+                   help="how evaluation steps its environments: auto (default: workers for "
+                        "long evaluations on several cores, else sync), sync, async or "
+                        "workers (worker processes, batched act; see dcsbench/evaluation.py)")
     p.add_argument("--no-generalization", action="store_true",
                    help="skip the novel-backgrounds evaluation (non-compliant record)")
     p.add_argument("--root", help="dataset cache root (default: $DCSBENCH_HOME)")
@@ -116,7 +122,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--episode-length", type=int, default=None,
                    help="steps per evaluation episode (protocol: 1000; tests only)")
     p.add_argument("--num-envs", type=int, default=5)
-    p.add_argument("--vector-mode", choices=("sync", "async"), default="sync")
+    p.add_argument("--vector-mode", choices=VECTOR_MODES, default="auto")
     p.add_argument("--root", help="dataset cache root (default: $DCSBENCH_HOME)")
     p.add_argument("--davis-dir", help="DAVIS-2017 folder for source=davis datasets")
     p.add_argument("--no-progress", action="store_true")
@@ -387,12 +393,8 @@ def measure_reference(dataset: str, preset: str | None = "paper", config_file=No
     from dcsbench.protocol import evaluate, make_agent, record_path
 
     name = registry.parse_dataset_name(dataset)
-    if preset is None:
-        import baselines
-
-        preset, reason, _ = baselines.choose_preset("bc", None)
-        print(f"[dcsbench] reference: BC preset {preset} ({reason})", file=sys.stderr)
     agent = make_agent("bc", config_file, list(overrides), preset)
+    preset = getattr(agent, "preset", preset)   # the one chosen for this machine when None
     record = evaluate(agent, str(name), "all", seed, out=out, progress=progress,
                       **evaluate_kwargs)
     path = record_path(out, record.method.name, record.dataset.name, record.source,

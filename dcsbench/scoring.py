@@ -8,27 +8,12 @@ them); nothing imports an agent. The pipeline is::
     aggregate(frame)                                  # mean / IQM / optimality gap + 95% CIs
     probability_of_improvement(frame, baseline="bc")  # P(method > BC) at the same budget
     label_efficiency(frame)                           # score vs budget + mean over log2(budget)
-    write_plots(frame, "plots/")                      # PNGs (rliable.plot_utils, matplotlib Agg)
+    write_plots(frame, "plots/")                      # PNGs (dcsbench.plots)
 
-Normalized score = mean return / reference return. The reference is BC trained on the *full*
-train set with every action revealed, evaluated under the same protocol. Lookup order of
-:func:`get_reference`:
-
-1. a reference measured by ``dcsbench reference DATASET`` for exactly this dataset and
-   background source (``dcsbench/registry_data/references.json``, with provenance);
-2. a measured reference of the ``full`` tier of the same task, setting and source;
-3. the paper's Table 3 values (:data:`dcsbench.registry.REFERENCES`, DAVIS source only).
-
-Validity: a measured reference counts only when BC reached at least
-:data:`MIN_REFERENCE_FRACTION` (50%) of the demonstrators' mean return on its dataset (the
-manifest's train return statistics, stored with the entry as ``demonstrator_mean_return``).
-A weaker one is stored and loaded as *invalid* (with its fraction) and is skipped by the
-lookup; a run whose only reference is invalid gets no normalized score (NaN): it reports its
-return and the fraction of the demonstrators' return (``primary_demo_fraction``) instead.
-The paper's Table 3 references are valid (BC recovers 69-101% of the paper's experts).
-
-A missing reference is an error (:class:`MissingReferenceError`, which names the command that
-measures it; :class:`InvalidReferenceError` when only an invalid one is known). Records hold raw returns only (record version 2 has no ``normalized_score``; a
+Normalized score = mean return / reference return; the references and their validity are
+:mod:`dcsbench.references` (re-exported here). A run whose only reference is invalid gets no
+normalized score (NaN): it reports its return and the fraction of the demonstrators' return
+(``primary_demo_fraction``) instead. Records hold raw returns only (record version 2 has no ``normalized_score``; a
 version-1 record's stored value is ignored): :func:`record_scores` computes a record's
 normalized scores from its raw returns with the references known *now*. It is the one place
 that normalizes: :func:`records_to_frame` and the submission validator
@@ -55,25 +40,22 @@ estimates and 95% stratified-bootstrap percentile CIs come from
 
 from __future__ import annotations
 
-import datetime as _dt
-import json
 import math
 import os
 import warnings
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterable, Sequence
 
 import numpy as np
 
-from dcsbench import registry
-from dcsbench.results import ResultRecord, atomic_write_text, load_record, offline_metrics_v2
+from dcsbench.results import ResultRecord, load_record, offline_metrics_v2
 
-#: Measured references shipped with the package (written by ``dcsbench reference``).
-REFERENCES_FILE = Path(__file__).parent / "registry_data" / "references.json"
+from dcsbench.references import (_ref_key, MIN_REFERENCE_FRACTION, REFERENCES_ENV, REFERENCES_FILE,  # noqa: F401
+                                 InvalidReferenceError, MeasuredReference, MissingReferenceError,
+                                 get_reference, load_measured_references, normalized_score,
+                                 reference_entry, reference_validity, references_path,
+                                 store_reference)
 
-#: Environment variable overriding :data:`REFERENCES_FILE` (tests, private references).
-REFERENCES_ENV = "DCSBENCH_REFERENCES"
 
 #: Default number of bootstrap replications (rliable recommends >= 2000 for 95% CIs).
 DEFAULT_REPS = 2000
@@ -87,199 +69,6 @@ def _rliable_metrics() -> dict[str, Callable[[np.ndarray], float]]:
         "iqm": metrics.aggregate_iqm,
         "optimality_gap": metrics.aggregate_optimality_gap,
     }
-
-
-#: A measured reference counts when BC reached at least this fraction of the demonstrators'
-#: mean return on its dataset (issue 20; the paper's BC references reach 69-101%).
-MIN_REFERENCE_FRACTION = 0.5
-
-
-class MissingReferenceError(ValueError):
-    """No reference return is known for a (dataset, task, setting, source)."""
-
-
-class InvalidReferenceError(MissingReferenceError):
-    """Only an invalid reference (below :data:`MIN_REFERENCE_FRACTION` of the demonstrators'
-    return) is known; ``reference`` is that :class:`MeasuredReference`."""
-
-    def __init__(self, message: str, reference: "MeasuredReference") -> None:
-        super().__init__(message)
-        self.reference = reference
-
-
-# --------------------------------------------------------------------------- references
-
-
-@dataclass(frozen=True)
-class MeasuredReference:
-    """A reference return measured by ``dcsbench reference`` (one entry of references.json).
-
-    Attributes:
-        dataset: dataset name the reference was measured on, e.g. ``cheetah-run-distractors-tiny``.
-        task, setting, tier, source: the dataset's identity.
-        ret: mean primary return of BC trained on every train trajectory with all actions.
-        provenance: the rest of the entry (record file hash, date, dcsbench commit, budget,
-            method/preset, dataset content hash, per-episode returns, ...).
-        demonstrator_return: the demonstrators' mean train return on the dataset (``None``
-            when the entry does not say: such a hand-written entry is taken as valid).
-        fraction: ``ret / demonstrator_return`` (``None`` when unknown).
-        valid: ``fraction >= MIN_REFERENCE_FRACTION`` (recomputed on load, never read from
-            the file).
-    """
-
-    dataset: str
-    task: str
-    setting: str
-    tier: str
-    source: str
-    ret: float
-    provenance: dict[str, Any]
-    demonstrator_return: float | None = None
-    fraction: float | None = None
-    valid: bool = True
-
-    def describe(self) -> str:
-        """One line: the reference, its fraction of the demonstrators' return and validity."""
-        if self.fraction is None:
-            why = "demonstrators' return unknown" if self.valid else \
-                "invalid: no positive return to normalize by"
-            return f"{self.dataset} ({self.source}): {self.ret:.1f} ({why})"
-        return (f"{self.dataset} ({self.source}): {self.ret:.1f} = {self.fraction:.1%} of the "
-                f"demonstrators' {self.demonstrator_return:.1f}"
-                + ("" if self.valid else f", below {MIN_REFERENCE_FRACTION:.0%}: invalid"))
-
-
-def reference_validity(ret: float, demonstrator_return: float | None) -> tuple[float | None, bool]:
-    """``(fraction, valid)`` of a reference return against the demonstrators' mean return.
-
-    Valid: a positive return of at least :data:`MIN_REFERENCE_FRACTION` of a positive
-    demonstrators' return. Unknown demonstrators' return (``None``: hand-written entries):
-    valid when positive, fraction ``None``. A non-positive demonstrators' return (e.g. a
-    random-policy build) gives nothing to normalize by: invalid, fraction ``None``.
-    """
-    ret = float(ret)
-    if not (math.isfinite(ret) and ret > 0):
-        return None, False
-    if demonstrator_return is None:
-        return None, True
-    demo = float(demonstrator_return)
-    if not (math.isfinite(demo) and demo > 0):
-        return None, False
-    frac = ret / demo
-    return frac, frac >= MIN_REFERENCE_FRACTION
-
-
-def references_path() -> Path:
-    """The references file in use: ``$DCSBENCH_REFERENCES`` if set, else the packaged one."""
-    env = os.environ.get(REFERENCES_ENV)
-    return Path(env) if env else REFERENCES_FILE
-
-
-def _ref_key(dataset: str, source: str) -> str:
-    return f"{dataset}/{source}"
-
-
-def load_measured_references(path: str | os.PathLike | None = None) -> dict[str, MeasuredReference]:
-    """Read measured references, keyed ``"{dataset}/{source}"`` (empty if the file is absent)."""
-    path = Path(path) if path is not None else references_path()
-    if not path.exists():
-        return {}
-    data = json.loads(path.read_text(encoding="utf-8"))
-    if data.get("format") != 1 or not isinstance(data.get("references"), dict):
-        raise ValueError(f"{path}: not a dcsbench references file (expected format 1)")
-    out = {}
-    for key, e in data["references"].items():
-        try:
-            ret = float(e["return"])
-            demo = e.get("demonstrator_mean_return")
-            demo = None if demo is None else float(demo)
-            frac, valid = reference_validity(ret, demo)
-            ref = MeasuredReference(dataset=e["dataset"], task=e["task"], setting=e["setting"],
-                                    tier=e["tier"], source=e["source"], ret=ret,
-                                    provenance={k: v for k, v in e.items() if k != "return"},
-                                    demonstrator_return=demo if frac is not None else None,
-                                    fraction=frac, valid=valid)
-        except (KeyError, TypeError, ValueError) as err:
-            raise ValueError(f"{path}: malformed reference {key!r} ({err!r})") from None
-        if not (math.isfinite(ret) and ret >= 0):
-            raise ValueError(f"{path}: reference {key!r} has a negative or non-finite return {ret}")
-        out[key] = ref
-    return out
-
-
-def store_reference(entry: dict[str, Any], path: str | os.PathLike | None = None) -> Path:
-    """Add or replace one measured reference (atomically) and return the file written.
-
-    ``entry`` needs ``dataset, task, setting, tier, source, return`` plus provenance fields;
-    with ``demonstrator_mean_return`` the entry is also given ``demonstrator_fraction`` and
-    ``valid`` (informational: :func:`load_measured_references` recomputes them). An invalid
-    reference is stored too: it documents the measurement, and the lookup skips it.
-    """
-    for k in ("dataset", "task", "setting", "tier", "source", "return"):
-        if k not in entry:
-            raise ValueError(f"reference entry lacks {k!r}")
-    ret = float(entry["return"])
-    if not (math.isfinite(ret) and ret >= 0):
-        raise ValueError(f"reference return of {entry['dataset']} must be a finite number >= 0, "
-                         f"got {ret}")
-    entry = dict(entry)
-    frac, valid = reference_validity(ret, entry.get("demonstrator_mean_return"))
-    if entry.get("demonstrator_mean_return") is not None or not valid:
-        entry["demonstrator_fraction"], entry["valid"] = frac, valid
-    path = Path(path) if path is not None else references_path()
-    data = {"format": 1, "references": {}}
-    if path.exists():
-        data = json.loads(path.read_text(encoding="utf-8"))
-    data["references"][_ref_key(entry["dataset"], entry["source"])] = entry
-    data["references"] = dict(sorted(data["references"].items()))
-    atomic_write_text(path, json.dumps(data, indent=2, sort_keys=False) + "\n")
-    return path
-
-
-def get_reference(task: str, setting: str, source: str, dataset: str | None = None,
-                  references: dict[str, MeasuredReference] | None = None) -> registry.Reference:
-    """The reference return for a run (lookup order in the module docstring); invalid
-    measured references are skipped.
-
-    Raises:
-        InvalidReferenceError: only an invalid reference is known (it is attached).
-        MissingReferenceError: naming the dataset and the command that measures it.
-    """
-    registry.check_choice("task", task, registry.TASKS)
-    registry.check_choice("setting", setting, registry.SETTINGS)
-    registry.check_choice("source", source, registry.SOURCES)
-    refs = load_measured_references() if references is None else references
-    candidates = [dataset] if dataset else []
-    candidates.append(f"{task}-{setting}-full")
-    invalid = None
-    for name in candidates:
-        m = refs.get(_ref_key(name, source))
-        if m is not None and not m.valid:
-            invalid = invalid or m
-            continue
-        if m is not None:
-            return registry.Reference(m.ret, f"measured by dcsbench on {m.dataset} ({m.source})",
-                                      {**m.provenance, "valid": True, "fraction": m.fraction})
-    paper = registry.REFERENCES.get((task, setting, source))
-    if paper is not None:
-        return paper
-    if invalid is not None:
-        raise InvalidReferenceError(
-            f"the reference of {invalid.describe()} (BC on every train trajectory reached less "
-            f"than {MIN_REFERENCE_FRACTION:.0%} of the demonstrators): scores on it are not "
-            f"normalized; measure a stronger one with `dcsbench reference {invalid.dataset}` "
-            f"(e.g. more bc.updates, a larger preset)", invalid)
-    want = dataset or f"{task}-{setting}-full"
-    raise MissingReferenceError(
-        f"no reference return for dataset {want!r} (task={task}, setting={setting}, "
-        f"source={source}); measure it with `dcsbench reference {want}` "
-        f"(known: {', '.join(sorted(refs)) or 'none measured'}; paper values exist for source=davis)")
-
-
-def normalized_score(ret: float, task: str, setting: str, source: str,
-                     dataset: str | None = None) -> float:
-    """``ret / reference`` for the run's dataset (see :func:`get_reference`)."""
-    return float(ret) / get_reference(task, setting, source, dataset).ret
 
 
 # --------------------------------------------------------------------------- records -> frame
@@ -675,149 +464,24 @@ def _label(by: Sequence[str], key: tuple) -> str:
     return " ".join(parts) or "all"
 
 
-# --------------------------------------------------------------------------- plots
+_PLOTS = ("plot_aggregates", "plot_label_efficiency", "plot_profiles",
+          "plot_probability_of_improvement", "write_plots")
 
 
-def _pyplot():
-    import matplotlib
+def __getattr__(name: str):
+    """The plot functions moved to :mod:`dcsbench.plots`; ``scoring.write_plots`` still works."""
+    if name in _PLOTS:
+        from dcsbench import plots
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
-def plot_aggregates(agg, path: str | os.PathLike, by: Sequence[str] = ("method", "budget")) -> Path:
-    """Interval-estimate plot (mean, IQM, optimality gap with CIs) of an :func:`aggregate` frame."""
-    from rliable import plot_utils
-
-    plt = _pyplot()
-    names = ["mean", "iqm", "optimality_gap"]
-    agg = agg.dropna(subset=names)
-    points, cis, algos = {}, {}, []
-    for _, row in agg.iterrows():
-        label = _label(by, tuple(row[c] for c in by))
-        algos.append(label)
-        points[label] = np.array([row[m] for m in names])
-        cis[label] = np.array([[row[f"{m}_lo"] for m in names], [row[f"{m}_hi"] for m in names]])
-    fig, _ = plot_utils.plot_interval_estimates(points, cis, metric_names=["Mean", "IQM", "Optimality gap"],
-                                                algorithms=algos, xlabel="Normalized score",
-                                                xlabel_y_coordinate=-0.35)
-    return _save(fig, plt, path)
+        return getattr(plots, name)
+    raise AttributeError(f"module 'dcsbench.scoring' has no attribute {name!r}")
 
 
-def plot_label_efficiency(curve, path: str | os.PathLike, metric: str = "iqm",
-                          by: Sequence[str] = ("method",)) -> Path:
-    """Label-efficiency curves (aggregate normalized score vs budget, log2 x axis) with CIs."""
-    from rliable import plot_utils
-
-    plt = _pyplot()
-    fig, ax = plt.subplots(figsize=(7, 5))
-    budgets = sorted(curve["budget"].unique())
-    points, cis, algos = {}, {}, []
-    for key, sub in _groups(curve, by):
-        sub = sub.set_index("budget").reindex(budgets)
-        label = _label(by, key)
-        algos.append(label)
-        points[label] = sub[metric].to_numpy(dtype=float)
-        cis[label] = np.stack([sub[f"{metric}_lo"].to_numpy(dtype=float),
-                               sub[f"{metric}_hi"].to_numpy(dtype=float)])
-    plot_utils.plot_sample_efficiency_curve(
-        np.array(budgets, dtype=float), points, cis, algorithms=algos, ax=ax,
-        xlabel="Labeled trajectories (budget)", ylabel=f"{metric.upper()} normalized score",
-        labelsize="large", ticklabelsize="large")
-    ax.set_xscale("log", base=2)
-    ax.set_xticks(budgets, [str(int(b)) for b in budgets])
-    ax.legend(loc="best")
-    return _save(fig, plt, path)
-
-
-def plot_profiles(taus, profiles, cis, path: str | os.PathLike) -> Path:
-    """Performance-profile plot (score distributions with CI bands)."""
-    from rliable import plot_utils
-
-    plt = _pyplot()
-    fig, ax = plt.subplots(figsize=(7, 5))
-    plot_utils.plot_performance_profiles(profiles, taus, performance_profile_cis=cis, ax=ax,
-                                         xlabel=r"Normalized score ($\tau$)",
-                                         labelsize="large", ticklabelsize="large")
-    ax.legend(list(profiles), loc="best")
-    return _save(fig, plt, path)
-
-
-def plot_probability_of_improvement(poi, path: str | os.PathLike) -> Path:
-    """Horizontal interval plot of P(method > baseline) per (method, budget)."""
-    plt = _pyplot()
-    labels = [f"{r.method} b={r.budget}" if "budget" in poi else str(r.method)
-              for r in poi.itertuples()]
-    fig, ax = plt.subplots(figsize=(6, 0.45 * max(len(labels), 2) + 1))
-    y = np.arange(len(labels))
-    ax.hlines(y, poi["prob_lo"], poi["prob_hi"], lw=6, alpha=0.4)
-    ax.plot(poi["prob"], y, "k|", ms=14)
-    ax.axvline(0.5, ls="--", c="gray")
-    ax.set_yticks(y, labels)
-    ax.set_xlim(0, 1)
-    baseline = poi["baseline"].iloc[0] if len(poi) else "baseline"
-    ax.set_xlabel(f"P(method > {baseline})")
-    return _save(fig, plt, path)
-
-
-def _save(fig, plt, path) -> Path:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp.png")
-    fig.savefig(tmp, dpi=120, bbox_inches="tight")
-    plt.close(fig)
-    os.replace(tmp, path)
-    return path
-
-
-def write_plots(records_or_frame, out_dir: str | os.PathLike, score: str = "primary_score",
-                baseline: str = "bc", reps: int = DEFAULT_REPS, seed: int = 0,
-                missing_reference: str = "error") -> list[Path]:
-    """Write every plot for a set of records to ``out_dir`` and return the PNG paths.
-
-    ``aggregates.png`` (mean/IQM/optimality gap per method and budget), ``profiles.png``,
-    ``label_efficiency.png`` and, when the baseline has runs, ``improvement.png``.
-    """
-    frame = _as_frame(records_or_frame, missing_reference)
-    frame = frame[np.isfinite(frame[score].to_numpy(dtype=float))]
-    if frame.empty:
-        raise ValueError(f"no run has a finite {score}: nothing to plot")
-    out = Path(out_dir)
-    written = [plot_aggregates(aggregate(frame, score=score, reps=reps, seed=seed),
-                               out / "aggregates.png")]
-    taus, profiles, cis = performance_profiles(frame, score=score, reps=reps, seed=seed)
-    written.append(plot_profiles(taus, profiles, cis, out / "profiles.png"))
-    curve, _ = label_efficiency(frame, score=score, reps=reps, seed=seed)
-    written.append(plot_label_efficiency(curve, out / "label_efficiency.png"))
-    poi = probability_of_improvement(frame, baseline=baseline, score=score, reps=reps, seed=seed)
-    if len(poi):
-        written.append(plot_probability_of_improvement(poi, out / "improvement.png"))
-    return written
-
-
-def reference_entry(record: ResultRecord, record_path: str | os.PathLike,
-                    extra: dict[str, Any] | None = None) -> dict[str, Any]:
-    """A references.json entry (with provenance) from the record of a full-label BC run."""
-    import hashlib
-
-    data = Path(record_path).read_bytes()
-    entry = {
-        "dataset": record.dataset.name, "task": record.task, "setting": record.setting,
-        "tier": record.tier, "source": record.source, "return": record.primary.mean_return,
-        "returns": list(record.primary.returns),
-        "generalization_return": (record.generalization.mean_return
-                                  if record.generalization is not None else None),
-        "method": record.method.name, "method_version": record.method.version,
-        "budget": "all", "seed": record.seed, "protocol_compliant": record.protocol_compliant,
-        "n_episodes": len(record.primary.returns),
-        "dataset_revision": record.dataset.revision,
-        "dataset_content_hash": record.dataset.content_hash,
-        "record_file": Path(record_path).name, "record_sha256": hashlib.sha256(data).hexdigest(),
-        "dcsbench_version": record.dcsbench_version, "dcsbench_commit": record.git_commit,
-        "date": _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d"),
-        "protocol_version": record.protocol_version,
-    }
-    entry.update(extra or {})
-    return entry
+__all__ = [  # scoring's own functions, and the reference API re-exported from dcsbench.references
+    "DEFAULT_REPS", "load_records", "record_scores", "records_to_frame", "score_matrix",
+    "aggregate", "probability_of_improvement", "cells_of", "in_cells", "label_efficiency",
+    "performance_profiles", *_PLOTS,
+    "MIN_REFERENCE_FRACTION", "REFERENCES_ENV", "REFERENCES_FILE", "InvalidReferenceError",
+    "MeasuredReference", "MissingReferenceError", "get_reference", "load_measured_references",
+    "normalized_score", "reference_entry", "reference_validity", "references_path",
+    "store_reference"]

@@ -10,7 +10,7 @@ Modules (each small, read top to bottom):
 * :mod:`leaderboard.importer` - copy run records into ``submissions/<method>/results/``.
 * :mod:`leaderboard.browser` - headless Chromium (DOM dump, screenshots) for tests and docs.
 
-Validation itself lives in :mod:`dcsbench.submissions` (and :mod:`dcsbench.known_datasets`), so
+Validation itself lives in :mod:`dcsbench.submissions` (and :mod:`dcsbench.data.known`), so
 method authors can run it without this package's plotting dependencies. CLI:
 ``dcsbench validate`` and ``dcsbench leaderboard build|publish|import-runs|add-known``.
 """

@@ -77,10 +77,10 @@ def collect(root: str | os.PathLike = "submissions", include_local: bool = False
         root: the submissions folder.
         include_local: trust datasets known only from the local cache (default False: the
             leaderboard uses committed hashes only, as CI does).
-        known: a prepared :class:`dcsbench.known_datasets.KnownDatasets` (tests).
+        known: a prepared :class:`dcsbench.data.known.KnownDatasets` (tests).
         allow_noncompliant: preview mode, see :func:`dcsbench.submissions.validate_submission`.
     """
-    from dcsbench.known_datasets import load_known_datasets
+    from dcsbench.data.known import load_known_datasets
 
     if known is None:
         known = load_known_datasets(include_local=include_local)

@@ -19,7 +19,7 @@ import numpy as np
 import yaml
 
 from dcsbench import registry, scoring
-from dcsbench.known_datasets import KnownBuild, KnownDatasets
+from dcsbench.data.known import KnownBuild, KnownDatasets
 from dcsbench.results import RECORD_VERSION, ResultRecord, save_record
 
 TIER = "tiny"

@@ -364,7 +364,7 @@ def test_end_to_end_real_run_to_board(tiny_dataset_home, tmp_path, monkeypatch):
     """A real `dcsbench.protocol.evaluate` record (tiny non-protocol build, short episodes)
     -> import-runs -> validate: strict rejects it only for protocol size; preview board shows it."""
     from dcsbench import protocol
-    from dcsbench.known_datasets import load_known_datasets
+    from dcsbench.data.known import load_known_datasets
     from dcsbench.submissions import validate_submission
     from leaderboard.importer import import_runs
     from trivial_agents import MeanAction

@@ -16,7 +16,7 @@ import pytest
 import submission_factory as sf
 from dcsbench import registry, scoring
 from dcsbench.commands import board
-from dcsbench.known_datasets import (KnownDatasets, add_known, build_from_manifest,
+from dcsbench.data.known import (KnownDatasets, add_known, build_from_manifest,
                                      load_known_datasets, read_committed)
 from dcsbench.results import MAX_RECORD_BYTES
 from dcsbench.submissions import discover, format_report, validate_submission
@@ -351,7 +351,7 @@ def main(argv: list[str]) -> int:
 
 
 def test_cli_validate_exit_codes(sub, known, tmp_path, monkeypatch, capsys):
-    import dcsbench.known_datasets as kd
+    import dcsbench.data.known as kd
 
     monkeypatch.setattr(kd, "load_known_datasets", lambda include_local=True: known)
     assert main(["validate", str(sub)]) == 0

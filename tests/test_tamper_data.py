@@ -216,7 +216,7 @@ def test_committed_known_build_pins_the_labeled_hashes(home, monkeypatch, tmp_pa
     known.write_text(json.dumps({"datasets": {NAME: [{
         "revision": "local", "source": m["source"], "content_hash": m["content_hash"],
         "labeled_subset_hashes": {"2": "f" * 64}}]}}))
-    import dcsbench.known_datasets as kd
+    import dcsbench.data.known as kd
 
     monkeypatch.setattr(kd, "KNOWN_DATASETS_FILE", known)
     monkeypatch.setattr(kd.read_committed, "__defaults__", (known,))

@@ -84,7 +84,7 @@ def register(sub) -> None:
 
 def run_validate(args: argparse.Namespace) -> int:
     """Validate folders; print per-folder reports; return 1 on any error."""
-    from dcsbench.known_datasets import load_known_datasets
+    from dcsbench.data.known import load_known_datasets
     from dcsbench.submissions import discover, format_report, validate_submission
 
     folders = list(args.folders)
@@ -167,7 +167,7 @@ def run_add_known(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from dcsbench import registry
-    from dcsbench.known_datasets import KNOWN_DATASETS_FILE, add_known, local_manifests
+    from dcsbench.data.known import KNOWN_DATASETS_FILE, add_known, local_manifests
 
     for item in args.manifests:
         path = Path(item)

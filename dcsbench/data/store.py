@@ -254,7 +254,7 @@ def _origin_problems(name: str, raw: bytes, m: dict, origin: dict) -> list[str]:
             and pin.manifest_sha256 != sha:
         out.append(f"its sha256 is not the one pinned for {name} in registry.HUB_DATASETS")
     try:
-        from dcsbench.known_datasets import read_committed
+        from dcsbench.data.known import read_committed
 
         known = [b for b in read_committed() if b.name == name and b.content_hash == m.get("content_hash")]
     except (OSError, ValueError, KeyError, TypeError):

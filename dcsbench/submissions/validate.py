@@ -235,8 +235,8 @@ def validate_submission(folder: str | os.PathLike, known=None, include_local: bo
 
     Args:
         folder: ``submissions/<name>``.
-        known: a :class:`dcsbench.known_datasets.KnownDatasets`; built with
-            :func:`~dcsbench.known_datasets.load_known_datasets` if None.
+        known: a :class:`dcsbench.data.known.KnownDatasets`; built with
+            :func:`~dcsbench.data.known.load_known_datasets` if None.
         include_local: when ``known`` is None, also trust manifests of the local dataset cache
             (as warnings). CI uses False.
         check_scores: recompute normalized scores from raw returns (needs the references).
@@ -259,7 +259,7 @@ def validate_submission(folder: str | os.PathLike, known=None, include_local: bo
         sub.error(folder, "", "must be a real folder (not a symbolic link or a file)")
         return sub
     if known is None:
-        from dcsbench.known_datasets import load_known_datasets
+        from dcsbench.data.known import load_known_datasets
         known = load_known_datasets(include_local=include_local)
 
     for entry in sorted(os.scandir(folder), key=lambda e: e.name):

@@ -32,7 +32,7 @@ from dcsbench import registry
 from dcsbench.results import atomic_write_text
 
 #: The committed list of known dataset builds.
-KNOWN_DATASETS_FILE = Path(__file__).parent / "registry_data" / "known_datasets.json"
+KNOWN_DATASETS_FILE = Path(__file__).resolve().parent.parent / "registry_data" / "known_datasets.json"
 
 #: Largest manifest we read (a manifest of the full tier lists ~5000 seeds and shard hashes).
 MAX_MANIFEST_BYTES = 20_000_000
@@ -227,8 +227,10 @@ def read_committed(path: str | os.PathLike = KNOWN_DATASETS_FILE) -> list[KnownB
 
 
 def cache_root() -> Path:
-    """The local dataset cache root: ``$DCSBENCH_HOME`` or ``~/.cache/dcsbench``."""
-    return Path(os.environ.get("DCSBENCH_HOME") or Path.home() / ".cache" / "dcsbench")
+    """The local dataset cache root (:func:`dcsbench.data.build.default_root`, the one place)."""
+    from dcsbench.data.build import default_root
+
+    return default_root()
 
 
 def local_manifests(root: str | os.PathLike | None = None) -> Iterable[Path]:

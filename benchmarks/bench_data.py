@@ -238,7 +238,7 @@ def main() -> int:
         text = open_check(args.open_check, args.reps)
         print(text)
         if args.out:
-            from dcsbench.results import atomic_write_text
+            from dcsbench.fileio import atomic_write_text
 
             atomic_write_text(args.out, text)
         return 0
@@ -355,7 +355,7 @@ def main() -> int:
     text = "\n".join(lines) + "\n"
     print(text)
     if args.out:
-        from dcsbench.results import atomic_write_text
+        from dcsbench.fileio import atomic_write_text
 
         atomic_write_text(args.out, text)
     import shutil

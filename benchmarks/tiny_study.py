@@ -151,7 +151,7 @@ def write_report(rows: list[dict], dataset: str, docs: Path, settings: str) -> N
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from dcsbench.results import atomic_write_text
+    from dcsbench.fileio import atomic_write_text
 
     docs.mkdir(parents=True, exist_ok=True)
     buf = io.StringIO()

@@ -56,8 +56,8 @@ import numpy as np
 
 from dcsbench import __version__, registry
 from dcsbench.agent import Agent
-from dcsbench.results import RECORD_VERSION, ResultRecord, atomic_write_text, load_record, \
-    parse_record, save_record
+from dcsbench.fileio import atomic_write_text
+from dcsbench.results import RECORD_VERSION, ResultRecord, load_record, parse_record, save_record
 from dcsbench.runinfo import git_commit, hardware_info, json_safe, seed_everything
 
 __all__ = ["evaluate", "record_path", "RecordExistsError", "make_agent", "import_agent_class",

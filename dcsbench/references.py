@@ -32,7 +32,8 @@ from pathlib import Path
 from typing import Any
 
 from dcsbench import registry
-from dcsbench.results import ResultRecord, atomic_write_text
+from dcsbench.fileio import atomic_write_text
+from dcsbench.results import ResultRecord
 
 #: Measured references shipped with the package (written by ``dcsbench reference``).
 REFERENCES_FILE = Path(__file__).parent / "registry_data" / "references.json"

@@ -29,7 +29,6 @@ import json
 import math
 import os
 import re
-import tempfile
 from pathlib import Path
 from typing import Any, Literal
 
@@ -37,6 +36,7 @@ from pydantic import (BaseModel, ConfigDict, Field, ValidationError, ValidationI
                       model_validator)
 
 from dcsbench import registry
+from dcsbench.fileio import atomic_write_text  # noqa: F401 - re-exported (older imports)
 
 #: Largest record file we accept (a record is a few KB; this bounds hostile input).
 MAX_RECORD_BYTES = 1_000_000
@@ -365,23 +365,6 @@ def load_record(path: str | os.PathLike) -> ResultRecord:
     except json.JSONDecodeError as err:
         raise RecordError(f"{path}: not valid JSON ({err})") from None
     return parse_record(data, str(path))
-
-
-def atomic_write_text(path: str | os.PathLike, text: str) -> None:
-    """Write ``text`` to ``path`` atomically (temp file in the same folder, fsync, rename)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
 
 
 def save_record(record: ResultRecord, path: str | os.PathLike) -> None:

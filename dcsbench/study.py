@@ -52,7 +52,7 @@ from pathlib import Path
 from typing import Any, Iterable
 
 from dcsbench import registry
-from dcsbench.results import atomic_write_text
+from dcsbench.fileio import atomic_write_text
 
 #: Keys a plan may hold.
 PLAN_KEYS = ("name", "datasets", "methods", "budgets", "seeds", "preset", "overrides",

@@ -52,7 +52,7 @@ from pathlib import Path
 from typing import Any
 
 from dcsbench import __version__, registry
-from dcsbench.results import atomic_write_text
+from dcsbench.fileio import atomic_write_text
 from dcsbench.submissions import Submission, discover, validate_submission
 
 #: Version of the leaderboard.json layout (2: ranking over common cells, ``rank`` null for

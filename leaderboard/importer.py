@@ -16,7 +16,8 @@ from pathlib import Path
 
 import yaml
 
-from dcsbench.results import ResultRecord, atomic_write_text, save_record
+from dcsbench.fileio import atomic_write_text
+from dcsbench.results import ResultRecord, save_record
 from dcsbench.submissions import SUBMISSION_NAME, Metadata
 
 REFERENCE_METHODS_FILE = Path(__file__).parent / "templates" / "reference_methods.yaml"

@@ -19,7 +19,7 @@ import shutil
 from pathlib import Path
 from typing import Any, Iterable
 
-from dcsbench.results import atomic_write_text
+from dcsbench.fileio import atomic_write_text
 from dcsbench.submissions import check_url
 
 STATIC = Path(__file__).parent / "static"

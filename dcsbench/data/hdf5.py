@@ -261,7 +261,7 @@ def release_subset_problems(m: dict) -> list[str]:
 def set_labeled_subsets(dataset_folder: str | Path, subsets: dict) -> dict:
     """Replace the labeled subsets of a written dataset (manifest, its flat hash map, card and the
     manifest hash in ``origin.json``; each file written atomically). Returns the new manifest."""
-    from dcsbench.results import atomic_write_text
+    from dcsbench.fileio import atomic_write_text
 
     d = Path(dataset_folder)
     m = fmt.load_manifest(d / fmt.MANIFEST)

@@ -38,7 +38,7 @@ from dcsbench import registry
 from dcsbench.data import cache as cache_mod
 from dcsbench.data import format as fmt
 from dcsbench.data.build import dataset_dir
-from dcsbench.results import atomic_write_text
+from dcsbench.fileio import atomic_write_text
 
 REPO_TYPE = "dataset"
 

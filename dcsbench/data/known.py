@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any, Iterable
 
 from dcsbench import registry
-from dcsbench.results import atomic_write_text
+from dcsbench.fileio import atomic_write_text
 
 #: The committed list of known dataset builds.
 KNOWN_DATASETS_FILE = Path(__file__).resolve().parent.parent / "registry_data" / "known_datasets.json"

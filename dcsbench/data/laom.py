@@ -252,7 +252,7 @@ def read_hash_record(root=None) -> dict:
 
 
 def _write_hash_record(root, record: dict) -> None:
-    from dcsbench.results import atomic_write_text
+    from dcsbench.fileio import atomic_write_text
 
     p = _hash_record_path(root)
     p.parent.mkdir(parents=True, exist_ok=True)

@@ -30,7 +30,7 @@ import pytest
 
 from dcsbench import registry
 from dcsbench.data import format as fmt
-from dcsbench.data import laom, store
+from dcsbench.data import http, laom, store
 
 NAME = "laom/cheetah-run-distractors"
 LOCAL = "laom-cheetah-run-distractors"
@@ -401,7 +401,7 @@ def test_truncated_transfer_and_truncated_cached_file(release):
                       log=_quiet())
     assert not (laom.raw_dir() / lab).exists()
     kept = (laom.raw_dir() / (lab + ".part")).stat().st_size
-    assert 4 * (100_000 - laom.NET_CHUNK_BYTES) < kept <= 400_000  # 4 attempts x ~100 kB
+    assert 4 * (100_000 - http.NET_CHUNK_BYTES) < kept <= 400_000  # 4 attempts x ~100 kB
     srv.drop_always.clear()
     laom.download(NAME, splits=["labeled"], budget=4, convert_after=False, progress=False, log=_quiet())
     assert _sha(laom.raw_dir() / lab) == _sha(release["paths"][lab])
@@ -511,7 +511,7 @@ def test_partial_downloads_fetch_only_what_is_asked(release, capsys):
 def test_mirror_list_falls_back_to_the_next_base_url(release, monkeypatch):
     srv = release["server"]
     monkeypatch.setenv(laom.BASE_URL_ENV, f"http://127.0.0.1:9/nothing/, {srv.url}")
-    monkeypatch.setattr(laom, "RETRIES", 0)
+    monkeypatch.setattr(http, "RETRIES", 0)
     assert laom.base_urls()[1] == srv.url
     msgs = []
     res = laom.download(NAME, splits=["labeled"], budget=2, convert_after=False, progress=False,

@@ -205,7 +205,7 @@ def release_subset_problems(m: dict) -> list[str]:
     of them, the flat ``labeled_subset_hashes`` map must agree, each budget must name the labeled
     file it came from (also in ``policy.import.labeled``), ``nested`` must be true to the ids, and
     where the registry data knows a subset's hash (``labeled_ids_sha256`` of the release file,
-    filled in once measured) it must match. For manifest checks (``store.manifest_problems``).
+    filled in once measured) it must match. For manifest checks (``integrity.manifest_problems``).
     """
     out = []
     sub = m["labeled_subsets"]

@@ -5,7 +5,7 @@ Checks, each reported with the file it concerns:
 1. the manifest's sha256 against the one pinned in the registry (published datasets) and the one
    recorded when the dataset was written/downloaded;
 2. every shard's sha256 (local ``data/`` or the Hugging Face cache);
-3. the manifest's consistency (:func:`dcsbench.data.store.manifest_problems`: labeled ids
+3. the manifest's consistency (:func:`dcsbench.data.integrity.manifest_problems`: labeled ids
    recomputed from the published permutation, lengths, counts, hashes, compliance claim);
 4. every split cache: present (COMPLETE marker), every file's size and header, and the content
    hash of its decoded arrays, always in full (:func:`dcsbench.data.cache.check_split`); a
@@ -81,7 +81,7 @@ def verify(name: str, root=None, deep: bool = False) -> VerifyReport:
         rep.add(f"{fmt.MANIFEST} (registry pin)", pinned.manifest_sha256 == msha,
                 "" if pinned.manifest_sha256 == msha else "differs from registry.HUB_DATASETS")
     m = fmt.load_manifest(mpath)
-    from dcsbench.data.store import manifest_problems
+    from dcsbench.data.integrity import manifest_problems
 
     problems = manifest_problems(name, m)
     rep.add(f"{fmt.MANIFEST} (consistency)", not problems, "; ".join(problems))

@@ -8,6 +8,8 @@ rendering) and dm_control's own ``physics.render(64, 64, camera_id=0)`` per fram
     python benchmarks/bench_envs.py --write benchmarks/RESULTS-envs.md
 
 Targets (issue 2): cheetah-run >= 600 steps/s, humanoid-walk >= 200 steps/s with all distractors.
+
+    python benchmarks/bench_envs.py --resets 8    # reset: clip generated vs. disk cache
 """
 
 from __future__ import annotations
@@ -76,12 +78,52 @@ def dm_control_render(task: str, n_frames: int) -> float:
     return n_frames / (time.perf_counter() - t0)
 
 
+def reset_cost(n_episodes: int) -> None:
+    """Print the time of ``reset(seed)`` for ``n_episodes`` new seeds of cheetah-run distractors
+    (train pool) in fresh processes' conditions: the background clip generated (clip disk cache
+    off, nothing in memory) vs. loaded from the disk cache (:func:`dcsbench.envs.backgrounds.
+    clip_cache_dir`, filled first). Interleaved per seed, best of the two env copies each."""
+    import tempfile
+
+    from dcsbench.envs import backgrounds
+
+    with tempfile.TemporaryDirectory() as tmp:
+        times = {"generated": [], "disk cache": []}
+        env = make_env("cheetah-run", "distractors")
+        for seed in range(1000, 1000 + n_episodes):
+            for label in ("generated", "disk cache"):
+                os.environ["DCSBENCH_CLIP_CACHE"] = "off" if label == "generated" else tmp
+                if label == "disk cache":   # fill the cache first (another process's work)
+                    backgrounds.ProceduralSource(64).clip("train", _video_of(env, seed))
+                env.unwrapped._player.source._cache.clear()   # a fresh process: nothing in memory
+                t0 = time.perf_counter()
+                env.reset(seed=seed)
+                times[label].append(time.perf_counter() - t0)
+        env.close()
+        os.environ.pop("DCSBENCH_CLIP_CACHE", None)
+    print(f"\n| reset of cheetah-run distractors ({n_episodes} seeds, load average "
+          f"{os.getloadavg()[0]:.1f}) | median s | mean s |\n|---|---:|---:|")
+    for label, ts in times.items():
+        print(f"| background clip {label} | {np.median(ts):.3f} | {np.mean(ts):.3f} |")
+
+
+def _video_of(env, seed: int) -> int:
+    """The background video index that ``reset(seed=seed)`` picks (same derivation as DCSEnv)."""
+    children = np.random.SeedSequence(int(seed)).spawn(4)
+    return int(np.random.default_rng(children[1]).integers(env.unwrapped._player.n_videos))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--steps", type=int, default=1000, help="timed steps per repetition")
     parser.add_argument("--tasks", default=",".join(TASKS))
     parser.add_argument("--write", default=None, help="also write a markdown results file")
+    parser.add_argument("--resets", type=int, default=0, metavar="N",
+                        help="only time N resets: background clip generated vs. disk cache")
     args = parser.parse_args()
+    if args.resets:
+        reset_cost(args.resets)
+        return
 
     load_before = os.getloadavg()[0]
     rows = []

@@ -372,3 +372,18 @@ def test_show_env_writes_png(tmp_path):
     args = parser.parse_args(["show-env", "hopper-hopp", "-o", str(out)])
     with pytest.raises(UnknownNameError, match="hopper-hop"):  # the CLI prints it, exit 2
         args.func(args)
+
+
+def test_procedural_clips_disk_cache_is_exact_and_shared(tmp_path, monkeypatch):
+    monkeypatch.setenv("DCSBENCH_CLIP_CACHE", str(tmp_path / "clips"))
+    first = backgrounds.ProceduralSource(64).clip("novel", 3)        # generates and stores
+    files = list((tmp_path / "clips").glob("procedural-*/novel-003-64.npy"))
+    assert len(files) == 1
+    np.testing.assert_array_equal(first, procedural.generate_clip("novel", 3, size=64))
+    again = backgrounds.ProceduralSource(64).clip("novel", 3)        # another process's view
+    assert isinstance(again.base, np.memmap) or isinstance(again, np.memmap)
+    np.testing.assert_array_equal(again, first)
+    files[0].write_bytes(b"damaged")                                 # damaged: regenerated
+    np.testing.assert_array_equal(backgrounds.ProceduralSource(64).clip("novel", 3), first)
+    monkeypatch.setenv("DCSBENCH_CLIP_CACHE", "off")
+    assert backgrounds.clip_cache_dir() is None

@@ -4,7 +4,10 @@ A *source* provides two disjoint pools of short videos, ``train`` and ``novel``,
 64x64x3 uint8 (:class:`BackgroundSource`). Two sources exist:
 
 * ``procedural`` (:class:`ProceduralSource`, default, embedded): 60 train / 30 novel clips from
-  :mod:`dcsbench.envs.procedural`, generated on first use and kept in a small per-process cache.
+  :mod:`dcsbench.envs.procedural`, generated on first use (~0.4 s of numpy per clip), kept in a
+  small per-process cache and in a disk cache shared by all processes
+  (:func:`clip_cache_dir`), so evaluation and collection workers load each clip instead of
+  generating it again at every reset.
 * ``davis`` (:class:`DavisSource`): DAVIS-2017 frames from a folder the user downloaded; the
   ``train`` pool is the 60 videos of ``ImageSets/2017/train.txt``, ``novel`` the 30 of
   ``val.txt`` (as in the Distracting Control Suite).
@@ -16,6 +19,7 @@ direction and bounces back and forth (ping-pong) through the clip, one frame per
 
 from __future__ import annotations
 
+import hashlib
 import os
 from collections import OrderedDict
 from pathlib import Path
@@ -70,6 +74,32 @@ class BackgroundSource:
         return frames
 
 
+def clip_cache_dir() -> Path | None:
+    """Folder of the disk cache of generated procedural clips, or ``None`` when disabled.
+
+    ``$DCSBENCH_CLIP_CACHE`` (a folder, or ``off``), else ``{$DCSBENCH_HOME or
+    ~/.cache/dcsbench}/clips``. Files are keyed by the sha256 of the generator's source
+    (:mod:`dcsbench.envs.procedural`), so a changed generator never reads old clips.
+    """
+    env = os.environ.get("DCSBENCH_CLIP_CACHE")
+    if env is not None and env.strip().lower() in ("", "0", "off", "none", "false"):
+        return None
+    if env:
+        return Path(env).expanduser()
+    home = os.environ.get("DCSBENCH_HOME")
+    return (Path(home).expanduser() if home else Path.home() / ".cache" / "dcsbench") / "clips"
+
+
+_GENERATOR_KEY: str | None = None
+
+
+def _generator_key() -> str:
+    global _GENERATOR_KEY
+    if _GENERATOR_KEY is None:
+        _GENERATOR_KEY = hashlib.sha256(Path(procedural.__file__).read_bytes()).hexdigest()[:16]
+    return _GENERATOR_KEY
+
+
 class ProceduralSource(BackgroundSource):
     """The embedded, deterministic procedural videos (numpy only, no download)."""
 
@@ -80,7 +110,38 @@ class ProceduralSource(BackgroundSource):
         return [f"{pool}-{i:03d}" for i in range(PROCEDURAL_POOL_SIZES[pool])]
 
     def _load(self, pool: str, video: str) -> np.ndarray:
-        return procedural.generate_clip(pool, int(video.rsplit("-", 1)[1]), size=self.size)
+        index = int(video.rsplit("-", 1)[1])
+        folder = clip_cache_dir()
+        path = None
+        if folder is not None:
+            path = folder / f"procedural-{_generator_key()}" / f"{video}-{self.size}.npy"
+            try:
+                frames = np.load(path, mmap_mode="r", allow_pickle=False)
+                if frames.dtype == np.uint8 and frames.shape[1:] == (self.size, self.size, 3):
+                    return frames
+            except (OSError, ValueError):
+                pass   # missing or damaged: generate (and rewrite) it
+        frames = procedural.generate_clip(pool, index, size=self.size)
+        if path is not None:
+            _write_clip(path, np.ascontiguousarray(frames, dtype=np.uint8))
+        return frames
+
+
+def _write_clip(path: Path, frames: np.ndarray) -> None:
+    """Store a generated clip atomically (temp file + rename); a failure only costs speed."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with open(tmp, "wb") as f:
+            np.save(f, frames, allow_pickle=False)
+        os.replace(tmp, path)
+    except OSError:
+        pass
+    finally:
+        try:
+            tmp.unlink()
+        except OSError:
+            pass
 
 
 class DavisSource(BackgroundSource):

@@ -56,6 +56,14 @@ def test_same_command_same_bytes_and_workers_do_not_matter(tmp_path):
     c = _collect(tmp_path / "c", seeds, workers=2, policy=policy)
     for pa, pb, pc in zip(a, b, c):
         assert pa.read_bytes() == pb.read_bytes() == pc.read_bytes()
+    # collect.json says where the time went: start-up, steady rate, the workers' time split
+    for folder, procs in (("a", 1), ("c", 2)):
+        run = json.loads((tmp_path / folder / "collect.json").read_text())["last_run"]
+        assert run["worker_processes"] == procs and run["frames"] == 3 * T
+        assert set(run["worker_seconds"]) == {"env", "policy", "write"}
+        assert run["worker_seconds"]["env"] > 0 and run["worker_seconds"]["write"] > 0
+        assert run["steady_frames_per_second"] >= run["frames_per_second"]
+        assert run["startup_s"] > 0 if procs > 1 else run["startup_s"] >= 0
 
 
 def test_resume_keeps_finished_episodes_and_drops_partial_files(tmp_path):
@@ -95,3 +103,29 @@ def test_expert_policy_missing_is_a_clear_error(tmp_path, monkeypatch):
     monkeypatch.setattr("dcsbench.experts.EXPERTS_DIR", tmp_path)
     with pytest.raises(FileNotFoundError, match="Available experts"):
         collect_episodes(TASK, "clean", "procedural", "train", [0], tmp_path / "x", progress=False)
+
+
+def test_parallel_shard_encoding_writes_the_same_dataset(tmp_path, monkeypatch):
+    """write_dataset(workers=2) encodes shards in worker processes: same manifest and bytes."""
+    from dcsbench.data import build as build_mod
+    from dcsbench.data import format as fmt
+
+    seeds = [0, 1, 2]
+    paths = _collect(tmp_path / "staged", seeds)
+    monkeypatch.setattr(fmt, "SHARD_TARGET_BYTES", T * fmt.FRAME_BYTES)  # one episode per shard
+
+    def write(name, workers):
+        src = build_mod.SplitSource("train", seeds, lambda i: read_staged_episode(paths[i]),
+                                    paths=paths)
+        ev = build_mod.SplitSource("novel", seeds[:1], lambda i: read_staged_episode(paths[0]))
+        return build_mod.write_dataset(
+            tmp_path / name, name="cheetah-run-distractors-tiny", task=TASK,
+            setting="distractors", tier="tiny", source="procedural", policy={"kind": "random"},
+            protocol_compliant=False, splits={"train": src, "eval": ev}, budgets=[1],
+            progress=False, workers=workers)
+
+    one, two = write("one", 1), write("two", 2)
+    assert len(one["splits"]["train"]["shards"]) == 3
+    assert fmt.manifest_text(one) == fmt.manifest_text(two)
+    for sh in one["splits"]["train"]["shards"]:
+        assert (tmp_path / "one" / sh["path"]).read_bytes() == (tmp_path / "two" / sh["path"]).read_bytes()

@@ -36,6 +36,13 @@ import numpy as np
 from dcsbench import registry
 
 KEYS = ("obs", "actions", "rewards", "states", "seed")
+
+#: Deflate level of staged episodes: 0 (stored blocks). Level 1 took ~10x longer (a 500-frame
+#: episode: ~200 ms against ~20 ms on the loaded 2-core sandbox, 13-35% of a worker's time;
+#: ``benchmarks/RESULTS-data.md``) for files half the size, and the builder then inflates them
+#: all again in one process. The files are temporary (deleted after the build); the published
+#: shards are Parquet with zstd. Staging takes ~12.3 MB per 1,000-step episode.
+STAGING_COMPRESSLEVEL = 0
 _ZIP_DATE = (1980, 1, 1, 0, 0, 0)
 
 
@@ -157,13 +164,19 @@ class _Collector:
             policy = _RandomPolicy(int(self.env.action_space.shape[0]))
         self.policy = policy
 
-    def run(self, seed: int, tick=None) -> tuple[int, int, float]:
-        """Roll and stage the episode for ``seed``; returns (seed, frames, return)."""
+    def run(self, seed: int, tick=None) -> tuple[int, int, float, dict]:
+        """Roll and stage the episode for ``seed``; returns (seed, frames, return, timing):
+        ``timing`` holds the seconds spent in the env (``env``: physics, rendering,
+        distractors), the policy (``policy``) and writing the file (``write``)."""
+        clock = time.perf_counter
+        t_env = t_policy = 0.0
         cfg, env = self.cfg, self.env
         length = cfg["episode_length"]
         if hasattr(self.policy, "start"):
             self.policy.start(seed)
+        t0 = clock()
         obs, info = env.reset(seed=int(seed))
+        t_env += clock() - t0
         adim = int(env.action_space.shape[0])
         frames = np.empty((length, *obs.shape), np.uint8)
         states = np.empty((length, info["state"].shape[0]), np.float32)
@@ -171,11 +184,15 @@ class _Collector:
         rewards = np.empty(length, np.float32)
         for t in range(length):
             frames[t], states[t] = obs, info["state"]
+            t0 = clock()
             action = np.asarray(self.policy(info["state"]), dtype=np.float32).reshape(-1)
+            t1 = clock()
             if action.shape != (adim,):
                 raise ValueError(f"policy returned shape {action.shape}, expected ({adim},)")
             actions[t] = np.clip(action, -1.0, 1.0)
             obs, reward, terminated, truncated, info = env.step(actions[t])
+            t_env += clock() - t1
+            t_policy += t1 - t0
             rewards[t] = reward
             if tick is not None and (t + 1) % 50 == 0:
                 tick(50)
@@ -183,24 +200,47 @@ class _Collector:
                 break
         if t + 1 != length or not truncated:
             raise RuntimeError(f"episode {seed} ended after {t + 1} steps (expected {length})")
+        t0 = clock()
         write_npz_deterministic(episode_path(cfg["out_dir"], seed),
                                 {"obs": frames, "actions": actions, "rewards": rewards,
-                                 "states": states, "seed": np.int64(seed)})
+                                 "states": states, "seed": np.int64(seed)},
+                                compresslevel=STAGING_COMPRESSLEVEL)
+        timing = {"env": t_env, "policy": t_policy, "write": clock() - t0}
         if tick is not None:
             tick(length % 50)
-        return int(seed), length, float(rewards.astype(np.float64).sum())
+        return int(seed), length, float(rewards.astype(np.float64).sum()), timing
 
 
 _WORKER: _Collector | None = None
+_READY_AT: float | None = None   # time.time() when this worker's collector was built
 
 
 def _worker_init(cfg: dict) -> None:
-    global _WORKER
+    global _WORKER, _READY_AT
     _WORKER = _Collector(cfg)
+    _READY_AT = time.time()
 
 
-def _worker_run(seed: int) -> tuple[int, int, float]:
-    return _WORKER.run(seed)
+def _worker_run(seed: int) -> tuple[int, int, float, dict]:
+    seed, frames, ret, timing = _WORKER.run(seed)
+    return seed, frames, ret, {**timing, "pid": os.getpid(), "ready_at": _READY_AT}
+
+
+def _timing_summary(timings: list[dict], started_at: float, seconds: float, frames: int,
+                    processes: int) -> dict:
+    """``collect.json``'s ``last_run`` timing fields from the per-episode timings: ``startup_s``
+    (spawn + imports + env and policy construction, until the last worker that ran an
+    episode was ready; with one
+    worker, in this process, the construction alone), ``worker_seconds`` (seconds per part,
+    summed over all workers) and ``steady_frames_per_second``
+    (frames over the wall time after start-up: what more episodes per worker would approach)."""
+    ready = {t["pid"]: t["ready_at"] for t in timings if t.get("ready_at") is not None}
+    startup = max(ready.values()) - started_at if ready else 0.0
+    parts = {k: round(sum(t[k] for t in timings), 3) for k in ("env", "policy", "write")}
+    steady = seconds - max(0.0, startup)
+    return {"startup_s": round(max(0.0, startup), 2), "worker_processes": int(processes),
+            "worker_seconds": parts,
+            "steady_frames_per_second": round(frames / steady, 1) if steady > 0 and frames else None}
 
 
 def _policy_id(task: str, policy) -> str:
@@ -273,27 +313,33 @@ def collect_episodes(task: str, setting: str, source: str, pool: str, seeds, out
         bar = tqdm(total=len(todo) * episode_length, unit="frame", unit_scale=True,
                    desc=f"collect {task}-{setting} ({len(seeds) - len(todo)}/{len(seeds)} done)",
                    disable=not progress, smoothing=0.1)
-        t0 = time.perf_counter()
+        t0, started_at = time.perf_counter(), time.time()
         workers = min(int(workers), max(1, len(todo)))
+        timings: list[dict] = []
         with bar:
             if todo and workers == 1:
                 collector = _Collector(cfg)
+                timings.append({"pid": os.getpid(), "ready_at": time.time(), "env": 0.0,
+                                "policy": 0.0, "write": 0.0})
                 for seed in todo:
-                    collector.run(seed, tick=bar.update)
+                    timings.append(collector.run(seed, tick=bar.update)[3])
                 collector.env.close()
             elif todo:
-                old = {k: os.environ.get(k) for k in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")}
-                os.environ.update({k: "1" for k in old})
-                try:
-                    with mp.get_context("spawn").Pool(workers, _worker_init, (cfg,)) as pool_:
-                        for _, frames, _ in pool_.imap_unordered(_worker_run, todo):
+                from dcsbench.envs.workers import worker_environment
+
+                # One thread per worker for BLAS/OpenMP and Mesa llvmpipe (set before the
+                # spawned children import numpy or MuJoCo; values the user set are kept).
+                with worker_environment({"MUJOCO_GL": os.environ.get("MUJOCO_GL", "egl")}):
+                    ctx = mp.get_context("spawn")
+                    with ctx.Pool(workers, _worker_init, (cfg,)) as pool_:
+                        for _, frames, _, timing in pool_.imap_unordered(_worker_run, todo):
+                            timings.append(timing)
                             bar.update(frames)
-                finally:
-                    for k, v in old.items():
-                        os.environ.pop(k) if v is None else os.environ.__setitem__(k, v)
         seconds = time.perf_counter() - t0
         paths = [episode_path(out_dir, s) for s in seeds]
-        _write_summary(out_dir, config, seeds, paths, len(todo) * episode_length, seconds)
+        _write_summary(out_dir, config, seeds, paths, len(todo) * episode_length, seconds,
+                       _timing_summary(timings, started_at, seconds, len(todo) * episode_length,
+                                       workers if todo else 0))
         return paths
     finally:
         lock.release()
@@ -313,7 +359,8 @@ def _check_config(out_dir: Path, config: dict) -> None:
         atomic_write_text(file, json.dumps(config, indent=2) + "\n")
 
 
-def _write_summary(out_dir: Path, config: dict, seeds, paths, frames: int, seconds: float) -> None:
+def _write_summary(out_dir: Path, config: dict, seeds, paths, frames: int, seconds: float,
+                   timing: dict | None = None) -> None:
     from dcsbench.results import atomic_write_text
 
     returns = []
@@ -325,5 +372,6 @@ def _write_summary(out_dir: Path, config: dict, seeds, paths, frames: int, secon
                "mean_return": float(np.mean(returns)) if returns else None,
                "std_return": float(np.std(returns)) if returns else None,
                "last_run": {"frames": frames, "seconds": round(seconds, 2),
-                            "frames_per_second": round(frames / seconds, 1) if seconds > 0 and frames else None}}
+                            "frames_per_second": round(frames / seconds, 1) if seconds > 0 and frames else None,
+                            **(timing or {})}}
     atomic_write_text(out_dir / "collect.json", json.dumps(summary, indent=2) + "\n")

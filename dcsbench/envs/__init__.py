@@ -97,6 +97,10 @@ def make_vector_env(task: str, setting: str = "distractors", backgrounds: str = 
     explicit list of seeds (``vec.reset(seed=[s0, s1, ...])``) to make every sub-episode exact;
     sub-env ``i`` then behaves bit-identically to ``make_env(...).reset(seed=s_i)``. Sub-envs
     auto-reset on the step after truncation (Gymnasium's default next-step mode).
+
+    ``async`` (one process per sub-env) measured slower than ``sync`` on 2 cores; for several
+    cores use :class:`dcsbench.envs.workers.EnvWorkers` (a few processes, each stepping a group
+    of sub-envs, observations in shared memory: ``evaluate_policy(mode="workers")``).
     """
     check_choice("task", task, TASKS)
     check_choice("setting", setting, SETTINGS)

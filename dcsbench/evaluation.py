@@ -138,8 +138,8 @@ def evaluate_policy(act_fn: ActFn, task: str, setting: str, source: str, backgro
         davis_dir: DAVIS folder for ``source="davis"``.
         progress: show a tqdm bar (steps).
         on_wave: called after every wave with ``(wave_seeds, wave_returns)`` (checkpointing).
-        workers: worker processes of ``mode="workers"`` (default: one per core, at most
-            ``num_envs``).
+        workers: worker processes of ``mode="workers"`` (default: one per core or
+            ``$DCSBENCH_EVAL_WORKERS``, at most ``num_envs``).
         env_pool: a running :class:`~dcsbench.envs.workers.EnvWorkers` to use (``workers``
             mode; it is reconfigured to this call's background pool, setting and source and
             left running: the caller closes it). Saves the workers' start-up when one run

@@ -40,6 +40,15 @@ def pool():
     assert not any(proc.is_alive() for proc in p.processes)
 
 
+def test_default_worker_count(monkeypatch):
+    from dcsbench.envs.workers import default_workers
+
+    monkeypatch.setenv("DCSBENCH_EVAL_WORKERS", "3")
+    assert default_workers(25) == 3 and default_workers(2) == 2
+    monkeypatch.delenv("DCSBENCH_EVAL_WORKERS")
+    assert default_workers(1000) == (os.cpu_count() or 1) and default_workers(1) == 1
+
+
 def test_round_robin_groups_are_balanced():
     assert split_round_robin(5, 2) == [[0, 2, 4], [1, 3]]
     assert split_round_robin(2, 4) == [[0], [1], [], []]

@@ -60,8 +60,11 @@ def split_round_robin(n: int, workers: int) -> list[list[int]]:
 
 
 def default_workers(num_envs: int) -> int:
-    """Worker processes for ``num_envs`` sub-envs: one per core, at most one per sub-env."""
-    return max(1, min(int(num_envs), os.cpu_count() or 1))
+    """Worker processes for ``num_envs`` sub-envs: one per core (or ``$DCSBENCH_EVAL_WORKERS``,
+    e.g. to share the cores between runs evaluated at the same time), at most one per sub-env."""
+    cap = os.environ.get("DCSBENCH_EVAL_WORKERS", "").strip()
+    cores = int(cap) if cap.isdigit() and int(cap) > 0 else (os.cpu_count() or 1)
+    return max(1, min(int(num_envs), cores))
 
 
 # ------------------------------------------------------------------------------- worker side

@@ -49,6 +49,7 @@ import re
 import shutil
 import sys
 import time
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -276,7 +277,7 @@ def _probe(runner, agent: Agent, pdata, seed: int) -> dict[str, float]:
 
 
 def _eval_pool(act_fn, work: _Work, pool: str, *, task, setting, source, seeds, num_envs,
-               episode_length, vector_mode, davis_dir, progress) -> list[float]:
+               episode_length, vector_mode, davis_dir, progress, env_pool=None) -> list[float]:
     """Evaluate one background pool, resuming from the waves saved in ``work``."""
     from dcsbench.evaluation import evaluate_policy
 
@@ -290,8 +291,28 @@ def _eval_pool(act_fn, work: _Work, pool: str, *, task, setting, source, seeds, 
 
         evaluate_policy(act_fn, task, setting, source, pool, seeds=todo, num_envs=num_envs,
                         episode_length=episode_length, mode=vector_mode, davis_dir=davis_dir,
-                        progress=progress, desc=f"eval {pool} backgrounds", on_wave=on_wave)
+                        progress=progress, desc=f"eval {pool} backgrounds", on_wave=on_wave,
+                        env_pool=env_pool)
     return [done[s] for s in seeds]
+
+
+@contextmanager
+def _env_pool(env_kw: dict, generalization: bool):
+    """The :class:`~dcsbench.envs.workers.EnvWorkers` both pools share when the vector mode
+    resolves to ``workers`` (``None`` otherwise); closed at the end."""
+    from dcsbench.evaluation import resolve_mode
+
+    n = len(env_kw["seeds"]) * (2 if generalization else 1)
+    wave = min(env_kw["num_envs"], len(env_kw["seeds"]))
+    if resolve_mode(env_kw["vector_mode"], wave, n * env_kw["episode_length"]) != "workers":
+        yield None
+        return
+    from dcsbench.envs.workers import EnvWorkers
+
+    with EnvWorkers(env_kw["task"], env_kw["setting"], "train", env_kw["source"], capacity=wave,
+                    davis_dir=env_kw["davis_dir"],
+                    episode_length=env_kw["episode_length"]) as pool:
+        yield pool
 
 
 def _eval_result(pool: str, seeds, returns) -> dict:
@@ -304,7 +325,7 @@ def _eval_result(pool: str, seeds, returns) -> dict:
 
 def evaluate(agent: Agent, dataset: str, budget: int | str, seed: int,
              out: str | os.PathLike | None = None, n_episodes: int = registry.EVAL_EPISODES, *,
-             episode_length: int | None = None, num_envs: int = 5, vector_mode: str = "sync",
+             episode_length: int | None = None, num_envs: int = 5, vector_mode: str = "auto",
              generalization: bool = True, root: str | os.PathLike | None = None,
              davis_dir: str | os.PathLike | None = None, probe: bool = True,
              progress: bool = True, verbose: bool = True, overwrite: bool = False,
@@ -324,7 +345,9 @@ def evaluate(agent: Agent, dataset: str, budget: int | str, seed: int,
             (and without checkpoints).
         n_episodes: evaluation episodes per background pool (protocol: 25).
         episode_length: steps per evaluation episode (protocol and default: the dataset's, 1000).
-        num_envs: environments per evaluation wave; vector_mode: ``"sync"`` or ``"async"``.
+        num_envs: environments per evaluation wave; vector_mode: ``"auto"`` (environment worker
+            processes on a multi-core machine, :mod:`dcsbench.envs.workers`; one set serves both
+            background pools), ``"workers"``, ``"sync"`` or ``"async"``.
         generalization: also evaluate with novel backgrounds (protocol: yes).
         root: dataset cache root (default ``$DCSBENCH_HOME``); davis_dir: DAVIS folder.
         probe: compute the latent-action probe metrics if the agent has latents.
@@ -411,16 +434,17 @@ def evaluate(agent: Agent, dataset: str, budget: int | str, seed: int,
                                            if k.startswith(("probe_mse", "action_var")))
                      + f" ({stages['probe']:.1f} s)", verbose)
         num_params = runner.num_parameters()
-        # ---- 5. online evaluation
-        for pool, stage in (("train", "eval_primary"), ("novel", "eval_generalization")):
-            if pool == "novel" and not generalization:
-                continue
-            t0 = time.perf_counter()
-            returns = _eval_pool(runner.act, work, pool, **env_kw)
-            stages[stage] = time.perf_counter() - t0
-            results[pool] = _eval_result(pool, seeds, returns)
-            _say(f"{stage}: mean return {results[pool]['mean_return']:.1f} over {len(returns)} "
-                 f"episodes ({stages[stage]:.1f} s)", verbose)
+        # ---- 5. online evaluation (one set of environment workers for both pools)
+        with _env_pool(env_kw, generalization) as env_pool:
+            for pool, stage in (("train", "eval_primary"), ("novel", "eval_generalization")):
+                if pool == "novel" and not generalization:
+                    continue
+                t0 = time.perf_counter()
+                returns = _eval_pool(runner.act, work, pool, env_pool=env_pool, **env_kw)
+                stages[stage] = time.perf_counter() - t0
+                results[pool] = _eval_result(pool, seeds, returns)
+                _say(f"{stage}: mean return {results[pool]['mean_return']:.1f} over "
+                     f"{len(returns)} episodes ({stages[stage]:.1f} s)", verbose)
     stages["total"] = time.perf_counter() - t_start
 
     compliant = (n_episodes == registry.EVAL_EPISODES and isolate

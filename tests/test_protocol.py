@@ -171,9 +171,21 @@ def test_runner_writes_a_complete_record(fake_data, tmp_path):
 def test_in_process_runs_are_not_protocol_compliant(fake_data):
     """``isolate=False`` (debugging) is recorded as non-compliant even with protocol settings."""
     rec = protocol.evaluate(ta.PixelLatent(), "cheetah-run-distractors-tiny", 2, 0,
-                            isolate=False, episode_length=1000, progress=False, verbose=False)
+                            isolate=False, episode_length=1000, progress=False, verbose=False,
+                            vector_mode="sync")
     assert rec.protocol_compliant is False and rec.episode_length == 1000
     assert rec.offline_metrics["probe_mse_train"] < 0.01
+
+
+def test_the_runner_in_workers_mode_gives_the_sync_returns(tiny_dataset_home):
+    """One set of environment workers serves both pools; returns equal the sync path's."""
+    kw = dict(n_episodes=3, episode_length=8, num_envs=2, progress=False, verbose=False)
+    a = protocol.evaluate(ta.ConstantAgent(value=0.3), "cheetah-run-distractors-tiny", 2, 0,
+                          vector_mode="sync", **kw)
+    b = protocol.evaluate(ta.ConstantAgent(value=0.3), "cheetah-run-distractors-tiny", 2, 0,
+                          vector_mode="workers", **kw)
+    assert a.primary.returns == b.primary.returns
+    assert a.generalization.returns == b.generalization.returns
 
 
 def test_killed_run_resumes_without_partial_record(fake_data, tmp_path, monkeypatch):

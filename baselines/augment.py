@@ -49,15 +49,17 @@ class Augmenter:
         shift_px: maximal integer translation in pixels per axis.
         rotate_deg: maximal rotation angle in degrees.
         perspective: maximal inward corner displacement as a fraction of half the padded size.
-        perspective_pad: padding (pixels) the perspective corners are drawn in.
+        perspective_pad: padding (pixels) the perspective corners are drawn in (default: 30 at
+            64 px, scaled with ``image_size``).
         image_size: height = width of the images.
         choices: the transform sequences to draw from (default: the authors' eight).
     """
 
     def __init__(self, shift_px: float = 14.0, rotate_deg: float = 90.0, perspective: float = 0.5,
-                 perspective_pad: int = 30, image_size: int = 64, choices: tuple[str, ...] = CHOICES) -> None:
+                 perspective_pad: int | None = None, image_size: int = 64, choices: tuple[str, ...] = CHOICES) -> None:
         self.shift, self.rotate, self.perspective = int(shift_px), math.radians(rotate_deg), perspective
-        self.pad, self.size = int(perspective_pad), int(image_size)
+        self.size = int(image_size)
+        self.pad = int(round(30 * self.size / 64)) if perspective_pad is None else int(perspective_pad)
         for c in choices:
             for part in c.split("-"):
                 if part not in ("nothing", "shift", "rotate", "perspective"):

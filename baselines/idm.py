@@ -60,7 +60,8 @@ class IDMAgent(BaselineAgent):
         c, ch = self.cfg, spec.obs_shape[-1]
         self.nets = {"idm": self.runtime.place(InverseDynamics(ch, c.idm.encoder_scale, c.idm.hidden_dim,
                                                                spec.action_dim, c.idm.num_res_blocks,
-                                                               c.idm.num_blocks, c.idm.encoder_norm_out)),
+                                                               c.idm.num_blocks, c.idm.encoder_norm_out,
+                                                               spec.frame_shape[0])),
                      "actor": self.runtime.place(Actor(ch, c.bc.encoder_scale, spec.action_dim))}
 
     def fit(self, unlabeled, labeled, spec, budget, seed, logger) -> None:  # noqa: D102

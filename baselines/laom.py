@@ -88,10 +88,11 @@ class LAOMConfig:
 class LAOMModel(nn.Module):
     """Encoder + IDM head (``idm``), FDM head (``fdm``), optional true-action head."""
 
-    def __init__(self, in_channels: int, action_dim: int, c: LAOMStage) -> None:
+    def __init__(self, in_channels: int, action_dim: int, c: LAOMStage, image_size: int = 64) -> None:
         super().__init__()
         self.idm = InverseDynamics(in_channels, c.encoder_scale, c.hidden_dim, c.latent_dim,
-                                   c.num_res_blocks, c.num_blocks, out_norm=c.encoder_norm_out)
+                                   c.num_res_blocks, c.num_blocks, out_norm=c.encoder_norm_out,
+                                   image_size=image_size)
         emb = self.idm.encoder.out_dim
         self.fdm = ConditionedMLP(emb, c.latent_dim, c.hidden_dim, emb, c.num_blocks)
         self.action_head = nn.Linear(c.latent_dim, action_dim) if c.supervised else None
@@ -118,7 +119,7 @@ class LAOMAgent(LatentActionAgent):
         self.name = "laom-sup" if self.cfg.lam.supervised else "laom"
 
     def make_lam(self, in_channels, spec) -> nn.Module:  # noqa: D102
-        return LAOMModel(in_channels, spec.action_dim, self.cfg.lam)
+        return LAOMModel(in_channels, spec.action_dim, self.cfg.lam, spec.frame_shape[0])
 
     def lam_latents(self, lam, obs, next_obs):  # noqa: D102
         return lam.idm(obs, next_obs)

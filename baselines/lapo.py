@@ -66,12 +66,14 @@ class LAPOModel(nn.Module):
     """IDM (own encoder on the stacked pair, GELU + linear to the latent, optional FSQ) + pixel
     FDM (own encoder), orthogonally initialised."""
 
-    def __init__(self, in_channels: int, c: LAPOStage) -> None:
+    def __init__(self, in_channels: int, c: LAPOStage, image_size: int = 64) -> None:
         super().__init__()
-        self.idm_encoder = ResNetEncoder(2 * in_channels, c.encoder_scale, c.num_res_blocks, "flatten")
+        self.idm_encoder = ResNetEncoder(2 * in_channels, c.encoder_scale, c.num_res_blocks, "flatten",
+                                         image_size=image_size)
         self.idm_head = nn.Linear(self.idm_encoder.out_dim, c.latent_dim)
         self.fsq = FSQ(c.latent_dim, c.fsq_levels) if c.quantize == "fsq" else None
-        self.fdm_encoder = ResNetEncoder(in_channels, c.encoder_scale, c.num_res_blocks, "flatten")
+        self.fdm_encoder = ResNetEncoder(in_channels, c.encoder_scale, c.num_res_blocks, "flatten",
+                                         image_size=image_size)
         self.fdm_decoder = PixelDecoder(self.fdm_encoder, c.latent_dim, in_channels, c.num_res_blocks)
         orthogonal_init(self)
 
@@ -103,7 +105,7 @@ class LAPOAgent(LatentActionAgent):
         check_choice("lam.quantize", self.cfg.lam.quantize, ("none", "fsq"))
 
     def make_lam(self, in_channels, spec) -> nn.Module:  # noqa: D102
-        return LAPOModel(in_channels, self.cfg.lam)
+        return LAPOModel(in_channels, self.cfg.lam, spec.frame_shape[0])
 
     def lam_latents(self, lam, obs, next_obs):
         """The (quantized) latent action."""

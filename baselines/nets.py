@@ -17,7 +17,8 @@
 * :func:`orthogonal_init` - orthogonal weights and zero biases for every linear and conv layer
   (the LAOM authors' ``weight_init``), applied by every model that the authors initialise so.
 
-All convolution nets take float ``(B, C, 64, 64)`` inputs in ``[-1, 1]`` (channels_last friendly).
+All convolution nets take float ``(B, C, 64, 64)`` inputs in ``[-1, 1]`` (channels_last friendly);
+``image_size`` arguments allow other sizes divisible by 8 (the learning tests use 32x32 video).
 """
 
 from __future__ import annotations
@@ -141,9 +142,11 @@ class InverseDynamics(nn.Module):
     """
 
     def __init__(self, in_channels: int, scale: int, hidden_dim: int, out_dim: int,
-                 num_res_blocks: int = 2, num_blocks: int = 3, out_norm: bool = False) -> None:
+                 num_res_blocks: int = 2, num_blocks: int = 3, out_norm: bool = False,
+                 image_size: int = 64) -> None:
         super().__init__()
-        self.encoder = ResNetEncoder(in_channels, scale, num_res_blocks, "flatten", out_norm=out_norm)
+        self.encoder = ResNetEncoder(in_channels, scale, num_res_blocks, "flatten", out_norm=out_norm,
+                                     image_size=image_size)
         self.head = ConditionedMLP(0, 2 * self.encoder.out_dim, hidden_dim, out_dim, num_blocks)
         orthogonal_init(self)
 

@@ -100,8 +100,7 @@ def run_method(method: str, preset: str, device: str, compile_: bool, batch: int
                 latent = method != "idm"
                 if latent:
                     lam = agent.nets["lam"].eval()
-                    fn = (lambda b: lam.latent(rt.to_input(b["obs"]), rt.to_input(b["next_obs"]))[0]) \
-                        if method == "lapo" else (lambda b: lam.idm(rt.to_input(b["obs"]), rt.to_input(b["next_obs"])))
+                    fn = lambda b: agent.lam_latents(lam, rt.to_input(b["obs"]), rt.to_input(b["next_obs"]))  # noqa: E731
                     keys = ("obs", "next_obs")
                 else:
                     table = torch.zeros(unl.cum[-1], spec.action_dim, device=rt.device)

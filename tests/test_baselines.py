@@ -329,10 +329,11 @@ def test_every_baseline_runs_through_dcsbench_run(method, tiny_dataset_home, tmp
     assert rec.method.name == method and rec.method.num_parameters > 0
     assert rec.method.config["runtime"]["device"] == "cpu"
     assert len(rec.primary.returns) == 1 and rec.generalization is not None
-    if method in ("lapo", "laom", "laom-sup"):
-        assert rec.offline_metrics["probe_mse_eval"] >= 0
+    if method in ("lapo", "laom", "laom-sup"):   # the harness's probe, random features beside it
+        m = rec.offline_metrics
+        assert min(m["probe_mse_train"], m["probe_mse_novel"], m["probe_mse_train_random"]) >= 0
     else:
-        assert "probe_mse_eval" not in rec.offline_metrics
+        assert not rec.offline_metrics
 
 
 # ------------------------------------------------------------------------------ GPU

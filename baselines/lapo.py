@@ -7,7 +7,8 @@
    decoder (tanh output) into the next observation in pixel space; loss = pixel MSE. No
    quantization and no augmentation (the authors' released LAPO: the LAOM paper removed the
    quantizer, section 4). ``lam.quantize: fsq`` re-adds one for the quantization ablation
-   (finite scalar quantization, :class:`baselines.nets.FSQ`: no codebook, so no collapse).
+   (finite scalar quantization, :class:`baselines.nets.FSQ`, on the latent standardised per
+   dimension by a non-affine BatchNorm: no codebook, so no collapse, and every level in reach).
    A linear probe ``z.detach() -> a_t`` trains alongside on labeled batches (a diagnostic only).
 2. Latent BC and 3. action decoder: as LAOM (:mod:`baselines.laom`).
 
@@ -71,7 +72,10 @@ class LAPOModel(nn.Module):
         self.idm_encoder = ResNetEncoder(2 * in_channels, c.encoder_scale, c.num_res_blocks, "flatten",
                                          image_size=image_size)
         self.idm_head = nn.Linear(self.idm_encoder.out_dim, c.latent_dim)
+        # FSQ rounds each dimension to a few levels of a fixed range, so its input is standardised
+        # per dimension (batch statistics, running averages at eval) to spread over that range.
         self.fsq = FSQ(c.latent_dim, c.fsq_levels) if c.quantize == "fsq" else None
+        self.fsq_norm = nn.BatchNorm1d(c.latent_dim, affine=False) if self.fsq is not None else None
         self.fdm_encoder = ResNetEncoder(in_channels, c.encoder_scale, c.num_res_blocks, "flatten",
                                          image_size=image_size)
         self.fdm_decoder = PixelDecoder(self.fdm_encoder, c.latent_dim, in_channels, c.num_res_blocks)
@@ -83,7 +87,7 @@ class LAPOModel(nn.Module):
         z = self.idm_head(F.gelu(self.idm_encoder(torch.cat([obs, future_obs], dim=1))))
         codes = None
         if self.fsq is not None:
-            z, codes = self.fsq(z)
+            z, codes = self.fsq(self.fsq_norm(z.float()).to(z.dtype))
         return (z, codes) if with_codes else z
 
     def forward(self, obs: torch.Tensor, future_obs: torch.Tensor):

@@ -273,6 +273,21 @@ def test_fit_and_act_smoke_deterministic(method, views):
         agent.act(obs.astype(np.float32))
 
 
+@pytest.mark.parametrize("method", ["lapo", "laom", "laom-sup"])
+def test_init_untrained_builds_the_weights_fit_starts_from(method, views):
+    a = baselines.make_agent(method, "tiny", **fast_overrides(method))
+    assert a.init_untrained(SPEC, 7)
+    b = baselines.make_agent(method, "tiny", **fast_overrides(method))
+    b._start(SPEC, 7, None)  # what fit() does before training
+    for k in a.nets:
+        for (n, p), q in zip(a.nets[k].state_dict().items(), b.nets[k].state_dict().values()):
+            assert torch.equal(p, q), (k, n)
+    obs = np.random.default_rng(0).integers(0, 255, (4, 64, 64, 9), dtype=np.uint8)
+    z = a.latent_actions(obs, obs[::-1].copy())
+    assert z.shape == (4, a.cfg.lam.latent_dim) and np.isfinite(z).all()
+    assert not baselines.make_agent("bc", "tiny").init_untrained(SPEC, 0)  # the Agent default
+
+
 def test_laom_sup_uses_the_cheetah_coefficient_and_differs_from_laom(views):
     unlabeled, labeled = views
     logs = []

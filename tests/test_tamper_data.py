@@ -290,9 +290,12 @@ def test_missing_manifest_one_message_everywhere(home, capsys):
     root, d = home
     (d / fmt.MANIFEST).unlink()
     msgs = set()
+    from dcsbench.data import hub
+
     for call in (lambda: store.load_dataset(NAME, "train", root=root, download=False),
                  lambda: store.prepare(NAME, 2, root=root, download=False),
-                 lambda: verify(NAME, root=root)):
+                 lambda: verify(NAME, root=root),
+                 lambda: hub.publish(NAME, "org/none", root=root)):
         with pytest.raises(FileNotFoundError) as exc:
             call()
         msgs.add(str(exc.value))

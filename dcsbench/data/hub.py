@@ -37,7 +37,7 @@ from pathlib import Path
 from dcsbench import registry
 from dcsbench.data import cache as cache_mod
 from dcsbench.data import format as fmt
-from dcsbench.data.build import dataset_dir
+from dcsbench.data.build import dataset_dir, missing_manifest_error
 from dcsbench.fileio import atomic_write_text
 
 REPO_TYPE = "dataset"
@@ -324,8 +324,7 @@ def publish(name: str, repo_id: str, root=None, private: bool = False, token: st
 
     d = dataset_dir(name, root)
     if not (d / fmt.MANIFEST).is_file():
-        raise FileNotFoundError(f"dataset {name!r} is not in the local cache {d.parent}; build it "
-                                f"with `dcsbench build {name}`")
+        raise missing_manifest_error(name, root)   # the one missing-manifest message
     m = fmt.load_manifest(d / fmt.MANIFEST)
     paths = shard_paths(name, root)
     card = fmt.card_text(m, repo_id=repo_id)

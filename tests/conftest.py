@@ -69,3 +69,26 @@ def tiny_dataset_home(tiny_dataset_root, monkeypatch):
     """Points ``DCSBENCH_HOME`` at :func:`tiny_dataset_root` for one test; returns the root."""
     monkeypatch.setenv("DCSBENCH_HOME", str(tiny_dataset_root))
     return tiny_dataset_root
+
+
+# --- submissions (tests/test_submissions.py, tests/test_tamper_validator.py) ---------------------
+
+@pytest.fixture
+def refs(tmp_path, monkeypatch):
+    """Private references for the synthetic datasets of tests/submission_factory.py."""
+    import submission_factory as sf
+
+    from dcsbench import scoring
+
+    path = sf.write_references(tmp_path / "references.json")
+    monkeypatch.setenv(scoring.REFERENCES_ENV, str(path))
+    return path
+
+
+@pytest.fixture
+def known():
+    """The known-datasets table of the synthetic datasets."""
+    import submission_factory as sf
+
+    return sf.make_known()
+

@@ -25,19 +25,6 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture
-def refs(tmp_path, monkeypatch):
-    """Private references for the synthetic datasets."""
-    path = sf.write_references(tmp_path / "references.json")
-    monkeypatch.setenv(scoring.REFERENCES_ENV, str(path))
-    return path
-
-
-@pytest.fixture
-def known():
-    return sf.make_known()
-
-
-@pytest.fixture
 def sub(tmp_path, refs):
     """A complete valid submission with one task (to keep it small) and its first record path."""
     folder = sf.write_submission(tmp_path / "subs", "mymethod", tasks=("cheetah-run",))

@@ -25,18 +25,6 @@ REPS = 50
 MARK = 12345.678987
 
 
-@pytest.fixture
-def refs(tmp_path, monkeypatch):
-    path = sf.write_references(tmp_path / "references.json")
-    monkeypatch.setenv(scoring.REFERENCES_ENV, str(path))
-    return path
-
-
-@pytest.fixture
-def known():
-    return sf.make_known()
-
-
 def old_style(folder: Path) -> Path:
     """Drop the (optional in version 1) stored scores of every record; return the first one."""
     def drop(d):

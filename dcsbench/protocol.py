@@ -379,7 +379,7 @@ def evaluate(agent: Agent, dataset: str, budget: int | str, seed: int,
     if budget != "all":
         if isinstance(budget, bool) or not isinstance(budget, (int, np.integer)):
             raise ValueError(f"budget must be an integer or 'all', got {budget!r}")
-        registry.check_choice("budget", int(budget), parsed.tier_spec.budgets)
+        registry.check_choice("budget", str(int(budget)), [str(b) for b in parsed.tier_spec.budgets])
     method_config = json_safe(getattr(agent, "config", {}))
     t_start = time.perf_counter()
     stages: dict[str, float] = {}

@@ -110,3 +110,9 @@ def test_rerun_compares_fingerprints(tiny_dataset_home, tmp_path):
                                  overwrite=True, **KW)
     assert replaced.method.config == {"value": 0.5}
     assert protocol.load_record(next(out.glob("*.json"))) == replaced
+
+
+def test_an_unknown_budget_lists_the_valid_ones_before_any_work(tmp_path):
+    with pytest.raises(ValueError, match="Valid budgets: 2, 4, 8"):
+        protocol.evaluate(ta.ConstantAgent(), NAME, 3, 0, out=tmp_path / "runs", **KW)
+    assert not (tmp_path / "runs").exists()

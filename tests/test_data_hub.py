@@ -6,14 +6,13 @@ from __future__ import annotations
 
 import argparse
 import os
-import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
 import pytest
+from killing import sigkill_when
 
 from dcsbench import registry
 from dcsbench.data import cache as cache_mod
@@ -192,18 +191,8 @@ def test_kill_during_download_leaves_nothing_complete(published, tmp_path):
             f"download({NAME!r}, repo_id={REPO!r}, revision={published['sha']!r})")
     proc = subprocess.Popen([sys.executable, "-c", code], env=env,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        deadline = time.time() + 90
-        while time.time() < deadline and proc.poll() is None and not any(
-                m == "GET" and p.endswith(eval_shard) for m, p, _ in state.requests):
-            time.sleep(0.02)
-        time.sleep(0.3)
-        assert proc.poll() is None, "download finished (or failed) before it could be killed"
-        proc.send_signal(signal.SIGKILL)
-        proc.wait(timeout=30)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
+    sigkill_when(proc, lambda: any(m == "GET" and p.endswith(eval_shard)
+                                   for m, p, _ in state.requests), timeout=90, settle=0.3)
     home = published["home"]
     assert not _complete(home, "train") and not _complete(home, "eval")
     with pytest.raises(FileNotFoundError, match="not in the local cache"):

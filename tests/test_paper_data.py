@@ -17,7 +17,6 @@ import json
 import os
 import random
 import re
-import signal
 import subprocess
 import sys
 import threading
@@ -27,6 +26,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from killing import sigkill_when
 
 from dcsbench import registry
 from dcsbench.data import format as fmt
@@ -369,17 +369,7 @@ def test_killed_download_resumes_from_part_file(release):
     proc = subprocess.Popen([sys.executable, "-c", code], env=env,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     part = laom.raw_dir() / (train + ".part")
-    try:
-        deadline = time.time() + 60
-        while time.time() < deadline and proc.poll() is None and \
-                (not part.is_file() or part.stat().st_size < size // 3):
-            time.sleep(0.02)
-        assert proc.poll() is None, "download finished (or failed) before it could be killed"
-        proc.send_signal(signal.SIGKILL)
-        proc.wait(timeout=30)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
+    sigkill_when(proc, lambda: part.is_file() and part.stat().st_size >= size // 3, timeout=60)
     kept = part.stat().st_size
     assert 0 < kept < size and not (laom.raw_dir() / train).exists()
     srv.slow.clear()

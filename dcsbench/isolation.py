@@ -41,7 +41,6 @@ import multiprocessing as mp
 import os
 import pickle
 import shutil
-import sys
 import tempfile
 import time
 from contextlib import contextmanager
@@ -383,6 +382,3 @@ class InProcessAgent:
 
 
 __all__ = ["AgentProcess", "InProcessAgent", "AgentError", "HIDDEN_ENV"]
-
-if __name__ == "__main__":  # pragma: no cover
-    sys.exit("dcsbench.isolation is a library module")

@@ -5,9 +5,9 @@
   configs shared by several methods.
 * :class:`Runtime`: device, bf16 autocast (CUDA only), channels_last, optional ``torch.compile``,
   and uint8 HWC stacks -> float NCHW in ``[-1, 1]`` (the authors' ``normalize_img``).
-* :class:`TransitionSampler`: random ``(o_t, o_{t+1}, o_{t+k}[, a_t])`` batches built from a view's
-  public API (``frames``/``actions``) with the view's semantics (first frame repeated at the
-  episode start, never crossing the episode end). Frames are gathered on the GPU when they fit there.
+* :class:`TransitionSampler`: random ``(o_t, o_{t+1}, o_{t+k}[, a_t])`` batches on the runtime's
+  device: the one sampler :class:`dcsbench.data.sampler.Sampler` (the views' semantics), with
+  the frames gathered on the GPU when they fit there.
 * :func:`linear_with_warmup` (the authors' schedule: linear warmup, then linear decay to 0),
   :func:`train_loop` (one optimizer + that schedule + logging), :class:`LinearProbe`.
 * :class:`BaselineAgent`: the :class:`dcsbench.agent.Agent` plumbing (config, act, save/load,
@@ -25,15 +25,13 @@ import dataclasses
 import json
 import math
 import os
-import queue
 import random
 import tempfile
-import threading
 import time
 import typing
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterable, Iterator
+from typing import Any, Callable
 
 import numpy as np
 import torch
@@ -41,6 +39,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from dcsbench.agent import Agent, EnvSpec, NullLogger
+from dcsbench.data.sampler import Sampler
 from dcsbench.registry import check_choice
 from baselines.nets import ActionDecoder, Actor
 
@@ -208,8 +207,9 @@ class Runtime:
 # ----------------------------------------------------------------------------------- data
 
 
-class TransitionSampler:
-    """Random batches of stacked observations drawn from a view through its public API.
+class TransitionSampler(Sampler):
+    """The baselines' batches: :class:`dcsbench.data.sampler.Sampler` on the runtime's device,
+    with the frames copied to the GPU when ``runtime.data_on_device`` allows.
 
     Args:
         view: an ``UnlabeledView`` or ``LabeledView`` (actions are read iff ``labeled``).
@@ -218,128 +218,11 @@ class TransitionSampler:
     """
 
     def __init__(self, view, runtime: Runtime, labeled: bool = False) -> None:
-        self.runtime = runtime
-        self.frame_stack = int(getattr(view, "frame_stack", 3))
-        self.frames = [view.frames(i) for i in range(view.n_trajectories)]
-        self.lengths = np.array([len(f) for f in self.frames], dtype=np.int64)
-        self.cum = np.concatenate([[0], np.cumsum(self.lengths)])
-        self.n_transitions = int((self.lengths - 1).sum())
-        self.actions = np.concatenate([view.actions(i) for i in range(view.n_trajectories)]) if labeled else None
-        nbytes = int(self.cum[-1]) * self.frames[0][0].nbytes
         mode = check_choice("runtime.data_on_device", runtime.cfg.data_on_device, ("auto", "true", "false"))
-        self.on_device = runtime.cuda and (mode == "true" or (
-            mode == "auto" and nbytes < runtime.cfg.data_on_device_max_gb * 2**30))
-        if self.on_device:
-            self.store = torch.empty((int(self.cum[-1]), *self.frames[0].shape[1:]), dtype=torch.uint8,
-                                     device=runtime.device)
-            for i, f in enumerate(self.frames):
-                self.store[self.cum[i]:self.cum[i + 1]] = torch.from_numpy(np.array(f)).to(runtime.device)
-
-    def draw(self, n: int, rng: np.random.Generator, max_offset: int = 1) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Random ``(traj, t, k)``: k uniform in ``1..max_offset``, frames equally likely, ``t+k <= T-1``."""
-        if int(self.lengths.min()) <= max_offset:
-            raise ValueError(f"offset {max_offset} needs trajectories longer than {max_offset} frames")
-        k = rng.integers(1, max_offset + 1, size=n)
-        traj = np.searchsorted(self.cum, rng.integers(0, int(self.cum[-1]), size=n), side="right") - 1
-        t = (rng.random(n) * (self.lengths[traj] - k)).astype(np.int64)
-        return traj, t, k
-
-    def _frame_index(self, t: np.ndarray) -> np.ndarray:
-        """``(B, S)`` in-trajectory frame indices of the stacks ending at steps ``t``."""
-        back = np.arange(-(self.frame_stack - 1), 1)
-        return np.maximum(t[:, None] + back[None], 0)
-
-    def _to_stacks(self, x: torch.Tensor) -> torch.Tensor:
-        """``(B, S, H, W, C)`` frames -> ``(B, H, W, S * C)`` stacks (oldest frame first)."""
-        b, s, h, w, c = x.shape
-        return x.permute(0, 2, 3, 1, 4).reshape(b, h, w, s * c)
-
-    def stacks(self, traj: np.ndarray, t: np.ndarray) -> torch.Tensor:
-        """uint8 ``(B, 64, 64, 3 * frame_stack)`` stacks of steps ``t`` of trajectories ``traj``, on device."""
-        return self.sample_at(traj, t, np.ones_like(t), ("obs",))["obs"]
-
-    def sample_at(self, traj: np.ndarray, t: np.ndarray, k: np.ndarray, keys: Iterable[str],
-                  to_device: bool = True) -> dict[str, Any]:
-        """The batch of :meth:`sample` for given ``(traj, t, k)``. With ``to_device=False`` (host
-        gathering only) tensors stay on the host (pinned on CUDA machines): see :meth:`to_device`."""
-        keys = tuple(keys)
-        steps = {"obs": t, "next_obs": t + 1, "future_obs": t + k}
-        unknown = [key for key in keys if key not in (*steps, "action", "offset")]
-        if unknown:
-            raise ValueError(f"unknown batch keys {unknown}; valid: obs, next_obs, future_obs, action, offset")
-        img = [key for key in keys if key in steps]
-        out: dict[str, Any] = {"index": np.stack([traj, t], 1)}
-        if img:
-            idx = np.concatenate([self._frame_index(steps[key]) for key in img], axis=1)
-            if self.on_device:
-                g = torch.from_numpy(idx + self.cum[traj][:, None]).to(self.runtime.device, non_blocking=True)
-                x = self.store[g]  # (B, n_keys * S, H, W, C)
-            else:
-                x = torch.from_numpy(np.stack([self.frames[tr][ix] for tr, ix in zip(traj, idx)]))
-                if self.runtime.cuda:
-                    x = x.pin_memory()
-            for key, part in zip(img, x.split(self.frame_stack, dim=1)):
-                out[key] = self._to_stacks(part)
-        if "action" in keys:
-            out["action"] = torch.from_numpy(self.actions[self.cum[traj] + t])
-        if "offset" in keys:
-            out["offset"] = torch.from_numpy(k)
-        return self.to_device(out) if to_device else out
-
-    def to_device(self, batch: dict[str, Any]) -> dict[str, Any]:
-        """Move a batch's tensors to the runtime device (non-blocking)."""
-        dev = self.runtime.device
-        return {k: v.to(dev, non_blocking=True) if torch.is_tensor(v) else v for k, v in batch.items()}
-
-    def sample(self, n: int, rng: np.random.Generator, max_offset: int = 1,
-               keys: Iterable[str] = ("obs", "next_obs"), to_device: bool = True) -> dict[str, Any]:
-        """A batch with the requested ``keys`` among ``obs`` (o_t), ``next_obs`` (o_{t+1}),
-        ``future_obs`` (o_{t+k}), ``action`` (a_t, labeled only), ``offset`` (k); ``index`` = (traj, t)
-        as numpy. Image stacks are uint8 ``(B, 64, 64, 9)`` tensors on the device."""
-        traj, t, k = self.draw(n, rng, max_offset)
-        return self.sample_at(traj, t, k, keys, to_device)
-
-    def stream(self, n: int, rng: np.random.Generator, max_offset: int = 1,
-               keys: Iterable[str] = ("obs", "next_obs"), prefetch: bool | None = None) -> Iterator[dict]:
-        """Endless batches of :meth:`sample` drawn with a child generator of ``rng``.
-
-        ``prefetch`` (default: when frames are gathered on the host for a CUDA device) gathers
-        the next batches in a background thread so that the GPU does not wait for the host. The
-        batches are the same with and without prefetching (one producer, its own generator).
-        """
-        child = np.random.default_rng(int(rng.integers(2**63)))
-        keys = tuple(keys)
-        if prefetch is None:
-            prefetch = self.runtime.cuda and not self.on_device
-        if not prefetch:
-            while True:
-                yield self.sample(n, child, max_offset, keys)
-        q: queue.Queue = queue.Queue(maxsize=3)
-        stop = threading.Event()
-
-        def produce() -> None:
-            try:
-                while not stop.is_set():
-                    item = self.sample(n, child, max_offset, keys, to_device=False)
-                    while not stop.is_set():
-                        try:
-                            q.put(item, timeout=0.1)
-                            break
-                        except queue.Full:
-                            continue
-            except BaseException as err:  # noqa: BLE001 - re-raised in the consumer
-                q.put(err)
-
-        thread = threading.Thread(target=produce, daemon=True, name="batch-prefetch")
-        thread.start()
-        try:
-            while True:
-                item = q.get()
-                if isinstance(item, BaseException):
-                    raise item
-                yield self.to_device(item)
-        finally:
-            stop.set()
+        on_device = {"auto": "auto", "true": runtime.cuda, "false": False}[mode]
+        super().__init__(view, runtime.device, labeled=labeled, on_device=on_device,
+                         max_device_bytes=runtime.cfg.data_on_device_max_gb * 2**30)
+        self.runtime = runtime
 
 
 def epochs_to_updates(epochs: float, n_transitions: int, batch_size: int) -> int:

@@ -13,7 +13,8 @@ back to back), either an in-memory immutable buffer or a read-only memory map of
 (``np.frombuffer`` over an ``mmap.mmap``: unlike ``np.memmap`` it does not carry the file name).
 Every array a view returns is read-only.
 
-Sampling is a vectorised numpy gather: a stacked observation of ``o_t`` is frames
+Sampling is :mod:`dcsbench.data.sampler` (the one sampler, shared with ``as_torch`` and the
+baselines), here a vectorised numpy gather: a stacked observation of ``o_t`` is frames
 ``t-2, t-1, t`` of the same trajectory concatenated on channels (oldest first), with the first
 frame repeated at the episode start; ``o_{t+k}`` never crosses the episode end.
 """
@@ -25,6 +26,7 @@ from typing import Iterator, Sequence
 import numpy as np
 
 from dcsbench import registry
+from dcsbench.data.sampler import draw, gather_stacks
 
 __all__ = ["UnlabeledView", "LabeledView", "EvalSplit", "make_views_from_arrays", "readonly_copy"]
 
@@ -107,40 +109,7 @@ class _FrameView:
     # ------------------------------------------------------------------ sampling
     def _stack(self, traj: np.ndarray, t: np.ndarray) -> np.ndarray:
         """Stacked observations ``(B, H, W, C * frame_stack)`` of steps ``t`` of trajectories ``traj``."""
-        n, h, w, c = self._frames.shape
-        s = self.frame_stack
-        # Copy whole pixels (C bytes as one void item): ~2x faster than a 3-byte-strided uint8 copy.
-        pix = np.dtype((np.void, c))
-        frames = self._frames.view(pix).reshape(n, h, w)
-        out = np.empty((len(t), h, w, s), dtype=pix)
-        start = self._starts[traj]
-        for j in range(s):
-            out[..., j] = frames[start + np.maximum(t - (s - 1 - j), 0)]
-        return out.view(np.uint8).reshape(len(t), h, w, c * s)
-
-    def _draw(self, batch_size: int, rng: np.random.Generator, max_offset: int,
-              offset: int | None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Random ``(traj, t, k)`` with ``t + k <= T_traj - 1``; frames equally likely across trajectories."""
-        if batch_size < 1:
-            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
-        if offset is not None:
-            if offset < 1:
-                raise ValueError(f"offset must be >= 1, got {offset}")
-            k = np.full(batch_size, int(offset), dtype=np.int64)
-            kmax = int(offset)
-        else:
-            if max_offset < 1:
-                raise ValueError(f"max_offset must be >= 1, got {max_offset}")
-            k = rng.integers(1, int(max_offset) + 1, size=batch_size, dtype=np.int64)
-            kmax = int(max_offset)
-        if int(self._lengths.min()) <= kmax:
-            raise ValueError(f"offset {kmax} needs trajectories longer than {kmax} frames; "
-                             f"shortest has {int(self._lengths.min())}")
-        # Trajectory chosen in proportion to its length (uniform over trajectories when equal).
-        traj = np.searchsorted(self._cum, rng.integers(0, int(self._cum[-1]), size=batch_size),
-                               side="right") - 1
-        t = (rng.random(batch_size) * (self._lengths[traj] - k)).astype(np.int64)
-        return traj, t, k
+        return gather_stacks(self._frames, self._starts[traj], t, self.frame_stack)
 
     def sample(self, batch_size: int, rng: np.random.Generator, max_offset: int = 1,
                offset: int | None = None) -> dict[str, np.ndarray]:
@@ -157,7 +126,7 @@ class _FrameView:
             (a :class:`LabeledView` adds ``"action": (B, A) float32`` = ``a_t``). ``t + k`` never
             goes past the last frame of the trajectory.
         """
-        traj, t, k = self._draw(batch_size, rng, max_offset, offset)
+        traj, t, k = draw(self._cum, self._lengths, batch_size, rng, max_offset, offset)
         batch = {"obs": self._stack(traj, t), "next_obs": self._stack(traj, t + k), "offset": k}
         self._add_labels(batch, traj, t)
         return batch
@@ -211,7 +180,7 @@ class _FrameView:
             yield batch
 
     def as_torch(self, device: str = "cuda"):
-        """A GPU-resident sampler over this view (see :class:`dcsbench.data.sampler.TorchSampler`).
+        """A device-resident sampler over this view (:class:`dcsbench.data.sampler.TorchSampler`).
 
         Copies the frames (and actions) this view can see to ``device`` once; ``sample`` then
         returns torch tensors gathered on the device. Needs ``n_frames * 12288`` bytes there.

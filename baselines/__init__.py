@@ -88,7 +88,7 @@ def load_config(method: str, preset: str = "paper", overrides: list[str] | dict 
     cfg = _merge(cfg, parse_overrides(overrides))
     from dataclasses import asdict
 
-    from baselines.common import from_dict
+    from baselines.config import from_dict
     return asdict(from_dict(cls.Config, cfg))
 
 

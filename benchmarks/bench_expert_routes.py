@@ -77,7 +77,7 @@ def _model(route: str, env, seed: int, learning_starts: int):
 
 def _deterministic_eval(model, task: str, episodes: int) -> list[float]:
     from dcsbench.experts.stateenv import evaluate_state_policy
-    from dcsbench.experts.train import EXPERT_EVAL_SEEDS
+    from dcsbench.experts.runs import EXPERT_EVAL_SEEDS
 
     def act(state):
         return model.predict(state[None].astype(np.float32), deterministic=True)[0][0]

@@ -18,7 +18,7 @@ import numpy as np
 
 from dcsbench.experts import load_expert
 from dcsbench.experts.stateenv import STAND_HEIGHT, StateEnv
-from dcsbench.experts.train import EXPERT_EVAL_SEEDS
+from dcsbench.experts.runs import EXPERT_EVAL_SEEDS
 
 #: Forward-speed readout of each task's physics (dm_control names).
 SPEED = {"hopper-hop": lambda p: p.speed(), "walker-run": lambda p: p.horizontal_velocity(),

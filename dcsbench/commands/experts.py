@@ -129,7 +129,7 @@ def _eval(args: argparse.Namespace) -> int:
 
     from dcsbench.experts import expert_card, load_expert
     from dcsbench.experts.stateenv import evaluate_state_policy
-    from dcsbench.experts.train import EXPERT_EVAL_SEEDS
+    from dcsbench.experts.runs import EXPERT_EVAL_SEEDS
 
     if not 1 <= args.episodes <= len(EXPERT_EVAL_SEEDS):
         raise ValueError(f"--episodes must be in 1..{len(EXPERT_EVAL_SEEDS)}")

@@ -1,4 +1,4 @@
-"""The paper's released datasets by name (dcsbench/data/laom.py) against a local HTTP server.
+"""The paper's released datasets by name (dcsbench/data/laom*.py) against a local HTTP server.
 
 The server (stdlib ``http.server`` on 127.0.0.1, started here) serves small files the test writes
 with h5py in the authors' layout (groups "0".."N-1" with obs/states/actions and traj_return,
@@ -30,7 +30,7 @@ from killing import sigkill_when
 
 from dcsbench import registry
 from dcsbench.data import format as fmt
-from dcsbench.data import http, laom, store
+from dcsbench.data import http, laom, laom_fetch, store
 
 NAME = "laom/cheetah-run-distractors"
 LOCAL = "laom-cheetah-run-distractors"
@@ -451,7 +451,7 @@ def test_wrong_size_bad_structure_and_known_hash(release, monkeypatch):
 
 def test_disk_space_checked_before_any_byte(release, monkeypatch):
     srv = release["server"]
-    monkeypatch.setattr(laom, "_free_bytes", lambda p: 10_000)
+    monkeypatch.setattr(laom_fetch, "_free_bytes", lambda p: 10_000)
     with pytest.raises(laom.InsufficientSpaceError, match="need .* free"):
         laom.download(NAME, progress=False, log=_quiet())
     assert not [r for r in srv.requests if r[0] == "GET"]

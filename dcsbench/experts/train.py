@@ -45,8 +45,8 @@ import numpy as np
 from dcsbench import registry
 from dcsbench.experts.build import _build
 from dcsbench.experts.checkpoint import (CKPT_PREFIX, REPLAY_FILE, SNAPSHOT_DIR, _latest_checkpoint,
-                                         _load_checkpoint, _save_checkpoint, _save_snapshot,
-                                         _snapshots)
+                                         _load_checkpoint, _save_checkpoint, _save_snapshot)
+from dcsbench.experts.checkpoint import _snapshots  # noqa: F401 - re-exported for the tests
 from dcsbench.experts.config import (_SPEED_ONLY, ALGOS, JAX_ALGOS, OFF_POLICY, PPOConfig,
                                      SACConfig, algo_of, config_overrides, parse_overrides,
                                      route_of)
@@ -55,13 +55,12 @@ from dcsbench.experts.runs import (EXPERT_EVAL_SEEDS, SELECTION_SEEDS, _read_run
                                    pack_run, policy_from_checkpoint, select_run)
 from dcsbench.results import atomic_write_text
 
-#: What other code imports from here, besides :func:`train_expert` (the private names are
-#: for the tests).
+#: The public names of ``train-expert`` (defined in the modules above but for
+#: :func:`train_expert`), importable from here.
 __all__ = ["ALGOS", "CKPT_PREFIX", "EXPERT_EVAL_SEEDS", "OFF_POLICY", "PPOConfig", "REPLAY_FILE",
            "SACConfig", "SELECTION_SEEDS", "SNAPSHOT_DIR", "algo_of", "canonical_command",
            "config_overrides", "export_run", "fork_run", "install_export", "pack_run",
-           "parse_overrides", "policy_from_checkpoint", "route_of", "select_run", "train_expert",
-           "_build", "_latest_checkpoint", "_load_checkpoint", "_snapshots"]
+           "parse_overrides", "policy_from_checkpoint", "route_of", "select_run", "train_expert"]
 
 
 def train_expert(task: str, out: str | os.PathLike, total_steps: int = 10_000_000, n_envs: int = 8,

@@ -48,31 +48,31 @@ as corrupt.
 **Corrupt caches** raise :class:`CacheCorruptError` naming the file and what is wrong; the caller
 (:mod:`dcsbench.data.store`) re-decodes the split from its verified shards, or refuses.
 
-**Temporary folders.** Every temporary folder (``.{split}.tmp-*`` here, ``.{name}.tmp-*`` of a
-dataset build) holds an ``.owner`` file on which the writing process keeps an exclusive
-``flock`` while it writes. :func:`clean_stale_temp` removes a temporary folder only when that lock
-can be taken (its writer is dead: the kernel drops the lock of a killed process), or, for a
-folder without ``.owner`` (left by an older dcsbench), when it is older than
-:data:`STALE_TEMP_AGE_S`. Only names matching our patterns are touched.
+**Files and folders.** The array files are read by :mod:`dcsbench.data.npyfile` (headers, exact
+sizes, read-only maps, sampled sha256, :class:`CacheCorruptError`); a split is written in a
+temporary folder owned by its writer (:mod:`dcsbench.data.tempdirs`: ``.{split}.tmp-*``, removed
+by :func:`clean_stale_temp` once the writer is dead). Both are re-exported here.
 """
 
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
-import mmap
 import os
 import shutil
 import sys
 import tempfile
-import time
 from pathlib import Path
 from typing import Iterable, Iterator
 
 import numpy as np
 
 from dcsbench.data.format import FRAME_SHAPE, ContentHasher, sha256_file
+from dcsbench.data.npyfile import (SAMPLE_BLOCK_BYTES, SAMPLE_BLOCKS, CacheCorruptError,  # noqa: F401
+                                   _check_npy_size, _file_record, npy_header, open_npy_readonly,
+                                   sampled_sha256)
+from dcsbench.data.tempdirs import (OWNER_FILE, STALE_TEMP_AGE_S, _lock, clean_stale_temp,  # noqa: F401
+                                    owned_tempdir, release_owner)
 
 COMPLETE = "COMPLETE"
 ARRAYS = ("frames", "actions", "rewards", "states")
@@ -84,183 +84,7 @@ COMPLETE_VERSION = 2
 #: every open (see the module docstring for the measurement behind it).
 FULL_CHECK_MAX_BYTES = 1 << 30
 
-#: Sampled check: number and size of the blocks of a file hashed by :func:`sampled_sha256`.
-SAMPLE_BLOCKS = 256
-SAMPLE_BLOCK_BYTES = 16 * 1024
-
-#: A temporary folder without an ``.owner`` lock file is removed when older than this.
-STALE_TEMP_AGE_S = 15 * 60
-
-OWNER_FILE = ".owner"
-
 _CHECKED: dict[tuple, str] = {}
-
-
-class CacheCorruptError(ValueError):
-    """A split cache file is missing, truncated or differs from what ``COMPLETE`` recorded.
-
-    Attributes:
-        path: the file concerned.
-        problem: what is wrong with it (the message is ``"{path}: {problem}"``).
-    """
-
-    def __init__(self, path: str | Path, problem: str) -> None:
-        self.path, self.problem = Path(path), problem
-        super().__init__(f"{path}: {problem}")
-
-
-# --------------------------------------------------------------------------- .npy files
-
-
-def npy_header(path: str | Path) -> tuple[tuple[int, ...], np.dtype, int]:
-    """``(shape, dtype, data offset)`` of a ``.npy`` file; :class:`CacheCorruptError` if the
-    file is missing or its header is unreadable, or the layout is unsupported."""
-    path = Path(path)
-    try:
-        with open(path, "rb") as f:
-            version = np.lib.format.read_magic(f)
-            if version == (1, 0):
-                shape, fortran, dtype = np.lib.format.read_array_header_1_0(f)
-            else:
-                shape, fortran, dtype = np.lib.format.read_array_header_2_0(f)
-            offset = f.tell()
-    except FileNotFoundError:
-        raise CacheCorruptError(path, "missing") from None
-    except (OSError, ValueError, SyntaxError) as err:
-        raise CacheCorruptError(path, f"not a readable .npy file ({err})") from None
-    if fortran or dtype.hasobject:
-        raise CacheCorruptError(path, "unsupported array layout (Fortran order or objects)")
-    return tuple(int(s) for s in shape), dtype, offset
-
-
-def _check_npy_size(path: Path, shape, dtype, offset: int) -> int:
-    """The file size, after checking it holds exactly the data its header declares."""
-    size = path.stat().st_size
-    want = offset + int(np.prod(shape)) * dtype.itemsize
-    if size < want:
-        raise CacheCorruptError(path, f"truncated: {size} bytes, but its header declares "
-                                      f"{shape} {dtype} = {want} bytes")
-    if size > want:
-        raise CacheCorruptError(path, f"{size - want} bytes beyond the {shape} {dtype} array "
-                                      "its header declares")
-    return size
-
-
-def open_npy_readonly(path: str | Path) -> np.ndarray:
-    """Map a ``.npy`` file read-only; the array's ``.base`` chain ends at an anonymous-looking
-    ``mmap.mmap`` (no file name attribute). A truncated file raises :class:`CacheCorruptError`
-    naming it."""
-    path = Path(path)
-    shape, dtype, offset = npy_header(path)
-    _check_npy_size(path, shape, dtype, offset)
-    count = int(np.prod(shape))
-    if count == 0:
-        return np.zeros(shape, dtype)
-    with open(path, "rb") as f:
-        mm = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
-    return np.frombuffer(mm, dtype=dtype, count=count, offset=offset).reshape(shape)
-
-
-def sampled_sha256(path: str | Path, blocks: int = SAMPLE_BLOCKS,
-                   block_bytes: int = SAMPLE_BLOCK_BYTES) -> str:
-    """sha256 of a sample of a file: its size, the first block (the ``.npy`` header), ``blocks``
-    blocks at evenly spaced offsets ``k * (size - block) // (blocks - 1)`` and the last block.
-    Reads at most ``(blocks + 2) * block_bytes`` bytes (4 MiB by default)."""
-    path = Path(path)
-    size = path.stat().st_size
-    h = hashlib.sha256(np.int64(size).tobytes())
-    span = max(0, size - block_bytes)
-    offsets = [0, *(k * span // max(1, blocks - 1) for k in range(blocks)), span]
-    with open(path, "rb") as f:
-        for off in offsets:
-            f.seek(off)
-            h.update(f.read(block_bytes))
-    return h.hexdigest()
-
-
-def _file_record(path: Path) -> dict:
-    shape, dtype, _ = npy_header(path)
-    return {"bytes": path.stat().st_size, "shape": list(shape), "dtype": dtype.str,
-            "sha256": sha256_file(path), "sampled_sha256": sampled_sha256(path)}
-
-
-# --------------------------------------------------------------------------- temp folders
-
-
-@contextlib.contextmanager
-def owned_tempdir(parent: Path, prefix: str) -> Iterator[Path]:
-    """A temporary folder ``parent/{prefix}XXXX`` holding an ``.owner`` file locked (``flock``)
-    by this process while the block runs, so that :func:`clean_stale_temp` in another process
-    leaves it alone. The caller renames the folder into place (call :func:`release_owner` first);
-    whatever is still at the temporary path when the block ends (raised, or not renamed) is
-    removed."""
-    parent = Path(parent)
-    parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=parent, prefix=prefix))
-    fd = os.open(tmp / OWNER_FILE, os.O_WRONLY | os.O_CREAT, 0o600)
-    try:
-        _lock(fd, blocking=True)
-        os.write(fd, json.dumps({"pid": os.getpid(), "created": time.time()}).encode())
-        yield tmp
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-        os.close(fd)  # releases the lock
-
-
-def release_owner(tmp: Path) -> None:
-    """Remove the ``.owner`` file of a temporary folder about to be renamed into place (its lock
-    stays held until :func:`owned_tempdir` exits)."""
-    with contextlib.suppress(FileNotFoundError):
-        os.unlink(Path(tmp) / OWNER_FILE)
-
-
-def _lock(fd: int, blocking: bool) -> bool:
-    try:
-        import fcntl
-    except ImportError:  # not POSIX: no locking, age rule only
-        return not blocking
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | (0 if blocking else fcntl.LOCK_NB))
-        return True
-    except OSError:
-        return False
-
-
-def _is_stale(folder: Path, now: float) -> bool:
-    owner = folder / OWNER_FILE
-    try:
-        fd = os.open(owner, os.O_RDONLY)
-    except FileNotFoundError:
-        try:
-            return now - folder.stat().st_mtime > STALE_TEMP_AGE_S
-        except FileNotFoundError:
-            return False
-    except OSError:
-        return False
-    try:
-        return _lock(fd, blocking=False) and owner.exists()
-    finally:
-        os.close(fd)
-
-
-def clean_stale_temp(parent: Path, patterns: Iterable[str] = (".*.tmp-*", ".*.old-*")) -> list[Path]:
-    """Remove the stale temporary folders directly under ``parent`` (see the module docstring:
-    only our name patterns, only when the writer's lock is free or, lacking an ``.owner`` file,
-    older than :data:`STALE_TEMP_AGE_S`). Returns the folders removed."""
-    parent = Path(parent)
-    if not parent.is_dir():
-        return []
-    removed, now = [], time.time()
-    seen = set()
-    for pat in patterns:
-        for p in parent.glob(pat):
-            if p in seen or p.is_symlink() or not p.is_dir():
-                continue
-            seen.add(p)
-            if _is_stale(p, now):
-                shutil.rmtree(p, ignore_errors=True)
-                removed.append(p)
-    return removed
 
 
 # --------------------------------------------------------------------------- writing

@@ -58,6 +58,7 @@ import numpy as np
 from dcsbench import __version__, registry
 from dcsbench.agent import Agent
 from dcsbench.fileio import atomic_write_text
+from dcsbench.naming import record_name
 from dcsbench.results import RECORD_VERSION, ResultRecord, load_record, parse_record, save_record
 from dcsbench.runinfo import git_commit, hardware_info, json_safe, seed_everything
 
@@ -80,7 +81,8 @@ class RecordExistsError(FileExistsError):
 def record_path(out: str | os.PathLike, method: str, dataset: str, source: str, budget: int,
                 seed: int) -> Path:
     """Where a run's record goes: ``out`` itself if it ends in ``.json``, else a file in it
-    named ``{method}__{dataset}__{source}__b{budget}__s{seed}.json``.
+    named :func:`dcsbench.naming.record_name` of every part
+    (``{method}__{dataset}__{source}__b{budget}__s{seed}.json``).
 
     ``method`` must be a valid method name (letters, digits, ``._+-``, no path separators)."""
     if not _NAME_RE.match(str(method)) or ".." in str(method):
@@ -89,7 +91,7 @@ def record_path(out: str | os.PathLike, method: str, dataset: str, source: str, 
     out = Path(out)
     if out.suffix == ".json":
         return out
-    return out / f"{method}__{dataset}__{source}__b{budget}__s{seed}.json"
+    return out / record_name(method, dataset, source, budget, seed)
 
 
 def _supports(agent: Agent, hook: str) -> bool:

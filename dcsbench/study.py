@@ -49,6 +49,7 @@ from typing import Any, Iterable
 
 from dcsbench import registry
 from dcsbench.fileio import atomic_write_text
+from dcsbench.naming import record_name
 from dcsbench.packing import MAX_FILES, pack, unpack  # noqa: F401 - unpack: study.unpack
 
 #: Keys a plan may hold.
@@ -226,7 +227,7 @@ def plan_specs(plan: Plan, out: str | os.PathLike, root: str | None = None,
         for d in plan.datasets:
             specs.append(RunSpec(
                 agent="bc", dataset=d, budget="all", seed=ref["seed"],
-                record=str(out / "reference" / f"{d}__ball__s{ref['seed']}.json"),
+                record=str(out / "reference" / record_name(None, d, None, "all", ref["seed"])),
                 preset=ref["preset"] or plan.preset,
                 overrides=tuple(ref["overrides"]) + tuple(plan.overrides.get("reference", ())),
                 evaluate_kwargs=kw, threads=threads, kind="reference",

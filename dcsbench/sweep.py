@@ -8,9 +8,10 @@ Executors (none of them is a scheduler of ours; each run is an independent job):
   cluster found by ``ray.init(address=...)`` (or a local one).
 * ``submitit``: every run is a SLURM job array element (submitit's ``AutoExecutor``).
 
-Records go to ``out/{method}/{dataset}__b{budget}__s{seed}.json``; a sweep skips runs whose
-record exists, so re-running a sweep after a crash or a preemption only runs what is missing
-(each run also resumes from its own checkpoint, see :mod:`dcsbench.protocol`).
+Records go to ``out/{method}/{dataset}__b{budget}__s{seed}.json`` (:func:`dcsbench.naming.record_name`
+without method and source); a sweep skips runs whose record exists, so re-running a sweep after a
+crash or a preemption only runs what is missing (each run also resumes from its own checkpoint,
+see :mod:`dcsbench.protocol`).
 
 Deadlines (``run_sweep(..., deadline=EPOCH_S)``, used by :mod:`dcsbench.study`): a run that has
 not started ``min_start_s`` before the deadline is not started (:data:`NOT_STARTED`); a run in
@@ -35,6 +36,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from dcsbench import registry
+from dcsbench.naming import record_name
 
 #: Executors known to :func:`run_sweep`.
 EXECUTORS = ("local", "ray", "submitit")
@@ -116,7 +118,7 @@ def expand(methods: Sequence[str], datasets: Sequence[str], budgets: Sequence[in
     out = Path(out)
     specs = []
     for m, d, b, s in itertools.product(methods, datasets, budgets, seeds):
-        rec = out / method_label(m) / f"{d}__b{b}__s{s}.json"
+        rec = out / method_label(m) / record_name(None, d, None, b, s)
         specs.append(RunSpec(agent=m, dataset=d, budget=int(b), seed=int(s), record=str(rec),
                              **common))
     return specs

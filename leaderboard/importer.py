@@ -17,6 +17,7 @@ from pathlib import Path
 import yaml
 
 from dcsbench.fileio import atomic_write_text
+from dcsbench.naming import record_name
 from dcsbench.results import ResultRecord, save_record
 from dcsbench.submissions import SUBMISSION_NAME, Metadata
 
@@ -44,8 +45,9 @@ def reference_metadata() -> dict[str, dict]:
 
 
 def result_file_name(rec: ResultRecord) -> str:
-    """Canonical file name of a record inside ``results/``."""
-    return f"{rec.dataset.name}__{rec.source}__b{rec.budget}__s{rec.seed}.json"
+    """Canonical file name of a record inside ``results/`` (:func:`dcsbench.naming.record_name`
+    without the method, which the submission folder names)."""
+    return record_name(None, rec.dataset.name, rec.source, rec.budget, rec.seed)
 
 
 def import_runs(paths, submissions: str | os.PathLike = "submissions", overwrite: bool = False,

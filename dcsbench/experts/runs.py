@@ -204,7 +204,6 @@ def export_run(out: str | os.PathLike, eval_episodes: int = 20, log=print,
     return dest
 
 
-
 def select_run(out: str | os.PathLike, episodes: int = 10, eval_episodes: int = 20, log=print) -> Path:
     """Export the best policy of run ``out`` among its snapshots and its last checkpoint.
 

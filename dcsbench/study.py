@@ -403,14 +403,19 @@ def run_study(plan: Plan, out: str | os.PathLike | None = None, max_minutes: flo
     from dcsbench.sweep import run_sweep
 
     t0 = time.time()
+    ex = dict(plan.executor)
+    kind = executor or ex.get("kind", "local")
+    grace_s = float(ex.get("grace_s", 20.0))
+    if max_minutes is not None and 60.0 * float(max_minutes) <= RESERVE_S + grace_s:
+        # refused before any work (no folder, no data check)
+        raise ValueError(f"--max-minutes {max_minutes} leaves no time to run "
+                         f"(>= {(RESERVE_S + grace_s) / 60:.1f} min are kept for "
+                         f"stopping and packing)")
     out = study_dir(plan, out)
     out.mkdir(parents=True, exist_ok=True)
     for src in resume_from:
         restored = unpack(src, out)
         _log(f"restored {len(restored)} file(s) from {src}")
-    ex = dict(plan.executor)
-    kind = executor or ex.get("kind", "local")
-    grace_s = float(ex.get("grace_s", 20.0))
     specs = plan_specs(plan, out, root, threads)
     before = study_status(plan, out, specs)
     _log(f"before: {before['done']} done, {before['partial']} partial, {before['todo']} not "
@@ -427,10 +432,10 @@ def run_study(plan: Plan, out: str | os.PathLike | None = None, max_minutes: flo
         deadline = None
         if max_minutes is not None:
             deadline = t0 + 60.0 * float(max_minutes) - RESERVE_S - grace_s
-            if deadline <= time.time():
-                raise ValueError(f"--max-minutes {max_minutes} leaves no time to run "
-                                 f"(>= {(RESERVE_S + grace_s) / 60:.1f} min are kept for "
-                                 f"stopping and packing)")
+            if deadline <= time.time():  # the data checks above used up the budget
+                raise ValueError(f"--max-minutes {max_minutes} left no time to run after the "
+                                 f"data checks (>= {(RESERVE_S + grace_s) / 60:.1f} min are kept "
+                                 f"for stopping and packing)")
         env_refs = os.environ.get("DCSBENCH_REFERENCES")
         os.environ["DCSBENCH_REFERENCES"] = str(references_file(out))  # the study's references
         try:

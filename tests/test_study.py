@@ -87,8 +87,11 @@ def test_plan_errors_name_the_problem(change, match):
 
 
 def test_max_minutes_too_small_is_refused(tmp_path):
+    """Refused before any work: no study folder, no data check (the plan's dataset need not be
+    built: the test does not depend on another test having built it)."""
     with pytest.raises(ValueError, match="leaves no time"):
-        study.run_study(_plan(), tmp_path / "s", max_minutes=0.1)
+        study.run_study(_plan(), tmp_path / "s", max_minutes=0.1, root=str(tmp_path / "empty-cache"))
+    assert not (tmp_path / "s").exists()
 
 
 # ------------------------------------------------------------------ pack / unpack

@@ -7,6 +7,7 @@ import json
 import os
 import signal
 import threading
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -593,3 +594,16 @@ def test_crossq_pack_resumes_by_a_recorded_warm_start_and_select_best_reads_snap
                  "--eval-episodes", "1"]) == 0
     card = json.loads((run / "export" / f"{TASK}.json").read_text())
     assert card["selection"]["chosen_steps"] in (300, 400)
+
+
+def test_warm_start_refill_defaults_to_learning_starts_and_can_be_set():
+    """``refill_steps`` (``--refill-steps``) replaces ``learning_starts`` as the refill length,
+    rounded up to whole episodes either way."""
+    cfg = _small_sac()
+    ep = cfg.episode_length
+    default = tr._warm_start(Path("step_1"), cfg, lambda *_: None)
+    assert default["refill_steps"] == -(-cfg.learning_starts // ep) * ep
+    lines: list[str] = []
+    chosen = tr._warm_start(Path("step_1"), cfg, lines.append, refill_steps=ep + 1)
+    assert chosen["refill_steps"] == 2 * ep
+    assert f"{2 * ep} steps" in lines[0]

@@ -68,7 +68,7 @@ def train_expert(task: str, out: str | os.PathLike, total_steps: int = 10_000_00
                  config: PPOConfig | None = None, log=print, export: bool = True,
                  eval_episodes: int = 20, vec_env: str = "subproc", device: str = "cpu",
                  stop_at: int | None = None, fork_from: str | os.PathLike | None = None,
-                 snapshot_every: int = 50_000) -> dict:
+                 snapshot_every: int = 50_000, refill_steps: int | None = None) -> dict:
     """Train (or resume) a PPO expert for ``task`` in folder ``out``.
 
     Re-running with the same folder resumes from its last checkpoint and continues to
@@ -84,6 +84,8 @@ def train_expert(task: str, out: str | os.PathLike, total_steps: int = 10_000_00
     ``out`` exists it is ignored, so the same command resumes the fork. Every time the step
     count crosses a multiple of ``snapshot_every`` (0: never) the policy is kept under
     ``out/snapshots/`` for :func:`select_run`; that changes nothing in training.
+    ``refill_steps`` sets how long an off-policy warm start refills the empty buffer before
+    updates resume (default: the config's ``learning_starts``; see :func:`_warm_start`).
 
     Returns a status dict: ``num_timesteps``, ``total_steps``, ``finished``, ``checkpoint``.
     """
@@ -119,7 +121,7 @@ def train_expert(task: str, out: str | os.PathLike, total_steps: int = 10_000_00
         train_seconds = state.get("train_seconds", 0.0)
         log(f"resuming {task} from {ckpt.name}: {model.num_timesteps}/{total} steps")
         if algo in OFF_POLICY and not (ckpt / REPLAY_FILE).is_file():  # the buffer starts empty
-            warm_start = _warm_start(ckpt, cfg, log)
+            warm_start = _warm_start(ckpt, cfg, log, refill_steps)
             refill_until = model.num_timesteps + warm_start["refill_steps"]
     else:
         envs = f"{n_envs} envs ({vec_env})" if algo == "ppo" else "1 env"
@@ -254,12 +256,18 @@ def _open_run(out: Path, task: str, algo: str, seed: int, n_envs: int, cfg, tota
     return run
 
 
-def _warm_start(ckpt: Path, cfg, log) -> dict:
+def _warm_start(ckpt: Path, cfg, log, refill_steps: int | None = None) -> dict:
     """The warm start of an off-policy run resumed from ``ckpt``, which has no replay buffer (a
     packed run, or a fork that changed what the buffer holds): the policy refills the buffer,
-    without updates, for ``learning_starts`` steps rounded up to whole episodes. Logged; the
-    caller records it in the run's chunk (and so on the card)."""
-    refill = int(math.ceil(max(1, cfg.learning_starts) / cfg.episode_length)) * cfg.episode_length
+    without updates, for ``refill_steps`` (default ``learning_starts``) steps rounded up to
+    whole episodes. Logged; the caller records it in the run's chunk (and so on the card).
+
+    Measured on humanoid-walk CrossQ at 373k steps (benchmarks/RESULTS-experts.md): a 5,000-step
+    refill collapsed the policy (training return 403 -> 45 within 60k steps: the critic overfits
+    the tiny buffer); a 50,000-step refill kept it (403 -> 415 after 100k steps). Use
+    ``--refill-steps 50000`` or more when continuing a packed run."""
+    n = cfg.learning_starts if refill_steps is None else int(refill_steps)
+    refill = int(math.ceil(max(1, n) / cfg.episode_length)) * cfg.episode_length
     warm_start = {"refill_steps": refill,
                   "reason": f"{ckpt.name} has no replay buffer ({REPLAY_FILE})"}
     log(f"warm start: {warm_start['reason']}; the policy refills the buffer for {refill} "

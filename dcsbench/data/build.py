@@ -24,6 +24,7 @@ import numpy as np
 from dcsbench import __version__, registry
 from dcsbench.data import cache as cache_mod
 from dcsbench.data import format as fmt
+from dcsbench.paths import default_root  # noqa: F401  (re-exported: data.build.default_root)
 
 
 @dataclass
@@ -44,14 +45,6 @@ class SplitSource:
     #: reads it), if the episodes are files: lets ``write_dataset(workers=N)`` encode shards in
     #: worker processes that read the files themselves.
     paths: list | None = None
-
-
-def default_root(root: str | os.PathLike | None = None) -> Path:
-    """The cache root: ``root`` if given, else ``$DCSBENCH_HOME``, else ``~/.cache/dcsbench``."""
-    if root is not None:
-        return Path(root).expanduser()
-    env = os.environ.get("DCSBENCH_HOME")
-    return Path(env).expanduser() if env else Path.home() / ".cache" / "dcsbench"
 
 
 def dataset_dir(name: str, root: str | os.PathLike | None = None) -> Path:

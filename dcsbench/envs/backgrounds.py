@@ -26,6 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
+from dcsbench.paths import default_root
 from dcsbench.registry import POOLS, SOURCES, check_choice
 
 from . import procedural
@@ -77,8 +78,8 @@ class BackgroundSource:
 def clip_cache_dir() -> Path | None:
     """Folder of the disk cache of generated procedural clips, or ``None`` when disabled.
 
-    ``$DCSBENCH_CLIP_CACHE`` (a folder, or ``off``), else ``{$DCSBENCH_HOME or
-    ~/.cache/dcsbench}/clips``. Files are keyed by the sha256 of the generator's source
+    ``$DCSBENCH_CLIP_CACHE`` (a folder, or ``off``), else ``clips/`` under the cache root
+    (:func:`dcsbench.paths.default_root`). Files are keyed by the sha256 of the generator's source
     (:mod:`dcsbench.envs.procedural`), so a changed generator never reads old clips.
     """
     env = os.environ.get("DCSBENCH_CLIP_CACHE")
@@ -86,8 +87,7 @@ def clip_cache_dir() -> Path | None:
         return None
     if env:
         return Path(env).expanduser()
-    home = os.environ.get("DCSBENCH_HOME")
-    return (Path(home).expanduser() if home else Path.home() / ".cache" / "dcsbench") / "clips"
+    return default_root() / "clips"
 
 
 _GENERATOR_KEY: str | None = None

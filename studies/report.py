@@ -14,7 +14,8 @@ Hidden paths (the runs' ``.work/`` checkpoints) are skipped; every record is rea
 :func:`dcsbench.results.load_record` (strict validation: a malformed record is an error naming
 the file and field, never skipped silently).
 
-Outputs, in ``--out`` (default ``studies/results/<folder name>/``), each written atomically
+Outputs, in ``--out`` (default ``studies/results/<plan name>/``: the plan given with ``--plan``,
+else the one named in ``status.json``, else the folder's name), each written atomically
 (:mod:`dcsbench.fileio`):
 
 * ``results.csv``: one row per run: method, dataset, budget, seed, mean and std (over the
@@ -37,6 +38,7 @@ comes from a record. Text below the notes marker line of an existing ``README.md
 hand-written reading) is kept when the report is regenerated.
 
     python studies/report.py runs/tiny-cheetah                   # -> studies/results/tiny-cheetah/
+    python studies/report.py runs/study-first-shard              # -> studies/results/first-shard/
     python studies/report.py runs/tiny-cheetah --out /tmp/tiny-cheetah-report \\
         --plan studies/plans/tiny-cheetah.yaml
 """
@@ -238,13 +240,15 @@ def find_plan(study: Path, plan: str | Path | None) -> tuple[Any, Path | None, s
 
     if plan is not None:
         return load_plan(plan), Path(plan), "given with --plan"
-    name = study.name
+    name = study.resolve().name
     try:
-        name = json.loads((study / "status.json").read_text(encoding="utf-8"))["plan"]
+        name = str(json.loads((study / "status.json").read_text(encoding="utf-8"))["plan"])
         how = "named in status.json"
     except (OSError, ValueError, KeyError, TypeError):
         how = "named like the study folder"
     path = PLANS / f"{name}.yaml"
+    if not path.is_file() and name.startswith("study-"):  # dcsbench.study's default folder name
+        path = PLANS / f"{name[len('study-'):]}.yaml"
     if not path.is_file():
         return None, None, f"no plan file {path.relative_to(ROOT)}"
     try:
@@ -487,7 +491,6 @@ def write_report(study: str | Path, out: str | Path | None = None, plan: str | P
     study = Path(study)
     if not study.is_dir():
         raise FileNotFoundError(f"no such study folder: {study}")
-    out = Path(out) if out is not None else RESULTS / study.resolve().name
     run_paths, ref_paths = record_files(study)
     records = [(p, r) for p, r in load_records(run_paths)
                if (not datasets or r.dataset.name in datasets)
@@ -506,6 +509,7 @@ def write_report(study: str | Path, out: str | Path | None = None, plan: str | P
         ref_notes.setdefault(r.dataset.name, reference_status(r, refs))
     plan_obj, plan_path, plan_how = find_plan(study, plan)
     title = plan_obj.name if plan_obj is not None else study.resolve().name
+    out = Path(out) if out is not None else RESULTS / title
     settings = settings_lines([r for _, r in records], plan_obj, plan_path, plan_how)
     readme = out / "README.md"
     atomic_write_text(out / "results.csv", render_csv(rows))
@@ -526,7 +530,7 @@ def main(argv=None) -> int:
                     "and budget, run settings) and results.png, from the records only.")
     p.add_argument("study", help="the study folder (holds runs/METHOD/*.json)")
     p.add_argument("--out", default=None,
-                   help="output folder (default: studies/results/<study folder name>)")
+                   help="output folder (default: studies/results/<plan name>, else the folder's name)")
     p.add_argument("--plan", default=None,
                    help="the study's plan file, for the settings (default: the plan named in "
                         "FOLDER/status.json, else by the folder's name, under studies/plans/)")

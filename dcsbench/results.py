@@ -367,6 +367,16 @@ def load_record(path: str | os.PathLike) -> ResultRecord:
     return parse_record(data, str(path))
 
 
+def record_json(record: ResultRecord) -> str:
+    """A record as indented JSON. Version-2 records are facts only, so their unused
+    ``normalized_score: null`` fields are left out (a version-1 record keeps what it holds)."""
+    exclude = None
+    if record.record_version >= 2:
+        exclude = {k: {"normalized_score"} for k in ("primary", "generalization")
+                   if getattr(record, k, None) is not None}
+    return record.model_dump_json(indent=2, exclude=exclude) + "\n"
+
+
 def save_record(record: ResultRecord, path: str | os.PathLike) -> None:
     """Validate-by-construction and write a record atomically as indented JSON."""
-    atomic_write_text(path, record.model_dump_json(indent=2) + "\n")
+    atomic_write_text(path, record_json(record))

@@ -18,7 +18,7 @@ import yaml
 
 from dcsbench.fileio import atomic_write_text
 from dcsbench.naming import record_name
-from dcsbench.results import ResultRecord, save_record
+from dcsbench.results import ResultRecord, record_json, save_record
 from dcsbench.submissions import SUBMISSION_NAME, Metadata
 
 REFERENCE_METHODS_FILE = Path(__file__).parent / "templates" / "reference_methods.yaml"
@@ -75,7 +75,7 @@ def import_runs(paths, submissions: str | os.PathLike = "submissions", overwrite
                              f"({SUBMISSION_NAME.pattern})")
         folder = root / method
         dest = folder / "results" / result_file_name(rec)
-        text = rec.model_dump_json(indent=2) + "\n"
+        text = record_json(rec)
         if dest.exists():
             if dest.read_text(encoding="utf-8") == text:
                 out.unchanged.append(dest)

@@ -1,9 +1,9 @@
 """Headless Chromium helpers: serve a site on 127.0.0.1, dump its DOM, take a screenshot.
 
 Used by the leaderboard tests (proof that nothing from a submission executes) and by
-``dcsbench leaderboard build --screenshot docs/leaderboard.png``. Chromium runs with a throwaway
-profile and every background-networking feature off; pages are served by ``http.server`` bound
-to 127.0.0.1 on a free port, so nothing leaves the machine.
+``dcsbench leaderboard build --screenshot studies/results/NAME/leaderboard.png``. Chromium runs
+with a throwaway profile and every background-networking feature off; pages are served by
+``http.server`` bound to 127.0.0.1 on a free port, so nothing leaves the machine.
 """
 
 from __future__ import annotations

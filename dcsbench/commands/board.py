@@ -48,7 +48,8 @@ def register(sub) -> None:
                    help="preview board: include valid runs that are not protocol-sized, marked "
                         "non-protocol, with a banner")
     b.add_argument("--screenshot", metavar="PNG", default=None,
-                   help="also save a headless-Chromium screenshot of the page (e.g. docs/leaderboard.png)")
+                   help="also save a headless-Chromium screenshot of the page "
+                        "(e.g. studies/results/NAME/leaderboard.png)")
     b.set_defaults(func=run_build)
 
     pub = lsub.add_parser("publish", help="upload a built site to a Hugging Face Hub repo",

@@ -1,4 +1,4 @@
-"""Reference baselines behind the :class:`dcsbench.agent.Agent` interface (REFERENCE.md).
+"""Reference baselines behind the :class:`dcsbench.agent.Agent` interface (docs/baselines.md).
 
 * :data:`BASELINES` - method name -> ``"module:Class"``: ``bc``, ``idm``, ``lapo``, ``laom``,
   ``laom-sup``.

@@ -1,4 +1,4 @@
-"""Network parts shared by the reference baselines (REFERENCE.md).
+"""Network parts shared by the reference baselines (docs/baselines.md).
 
 * :class:`ResNetEncoder` - IMPALA/ProcGen-style ResNet: three stages of base channels (16, 32, 32)
   times ``scale``; a stage is a stride-2 3x3 conv (64 -> 32 -> 16 -> 8) followed by residual blocks

@@ -78,7 +78,7 @@ class TransitionSampler(Sampler):
     with the frames copied to the GPU when ``runtime.data_on_device`` allows.
 
     Args:
-        view: an ``UnlabeledView`` or ``LabeledView`` (actions are read iff ``labeled``).
+        view: an ``ArrayUnlabeledView`` or ``ArrayLabeledView`` (actions are read iff ``labeled``).
         runtime: the agent's :class:`Runtime` (batches are returned on its device).
         labeled: also return ``action`` = ``a_t``.
     """

@@ -10,7 +10,7 @@ What it does:
 2. bytes: raw arrays vs Parquet shards (Hub format) vs memory-mapped cache vs the paper's HDF5
    layout (uncompressed, as written by ``dcsbench.data.hdf5.export_hdf5``);
 3. sampling at batch 512 (transitions/s; one transition = stacked o_t and o_{t+k}, 6 frames):
-   the numpy sampler over the memory-mapped cache (``UnlabeledView.sample``, k=1 and k<=10),
+   the numpy sampler over the memory-mapped cache (``ArrayUnlabeledView.sample``, k=1 and k<=10),
    the labeled view (adds a_t), ``iter_stacks``, the torch sampler on CPU / on ``--device``, and
    reading the same batches from the paper-layout HDF5 file with h5py (per-sample slices);
 4. download-and-verify of the tiny dataset from the local hub server (tests/hubserver.py):

@@ -123,7 +123,7 @@ def _shm_array(name: str, shape, dtype) -> tuple[shared_memory.SharedMemory, np.
 
 def worker_main(conn, setup: dict) -> None:  # pragma: no cover - runs in the child process
     """Entry point of the worker process: build the views, then serve requests until 'close'."""
-    from dcsbench.data.views import LabeledView, UnlabeledView, readonly_copy
+    from dcsbench.data.views import ArrayLabeledView, ArrayUnlabeledView, readonly_copy
 
     os.chdir(setup["cwd"])
     for key in HIDDEN_ENV:
@@ -139,8 +139,8 @@ def worker_main(conn, setup: dict) -> None:  # pragma: no cover - runs in the ch
     frames.flags.writeable = False
     starts, lengths = np.asarray(setup["starts"]), np.asarray(setup["lengths"])
     ids = list(setup["labeled_ids"])
-    unlabeled = UnlabeledView(frames, starts, lengths)
-    labeled = LabeledView(frames, starts[ids], lengths[ids], readonly_copy(setup["labeled_actions"]),
+    unlabeled = ArrayUnlabeledView(frames, starts, lengths)
+    labeled = ArrayLabeledView(frames, starts[ids], lengths[ids], readonly_copy(setup["labeled_actions"]),
                           ids)
     agent = pickle.loads(setup["agent"])
     random_agent = None

@@ -14,7 +14,7 @@ from __future__ import annotations
 import difflib
 from dataclasses import dataclass, field
 
-#: Version of the evaluation protocol (shared/design/PROTOCOL.md). Every result record carries it.
+#: Version of the evaluation protocol (docs/PROTOCOL.md). Every result record carries it.
 PROTOCOL_VERSION = 1
 
 #: The four dm_control tasks, in order of difficulty: name -> (domain, task).

@@ -56,8 +56,8 @@ def _scan_gc(budget: int | None) -> list[str]:
         name = type(o).__name__
         if name in HIDDEN_TYPES:
             found.append(name)
-        elif name == "LabeledView" and budget is not None and o.n_trajectories > budget:
-            found.append(f"LabeledView of {o.n_trajectories} trajectories")
+        elif name == "ArrayLabeledView" and budget is not None and o.n_trajectories > budget:
+            found.append(f"ArrayLabeledView of {o.n_trajectories} trajectories")
     return found
 
 

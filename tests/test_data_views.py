@@ -10,7 +10,7 @@ import pytest
 from dcsbench.agent import LabeledView as LabeledProto
 from dcsbench.agent import UnlabeledView as UnlabeledProto
 from dcsbench.data import EvalSplit, make_views_from_arrays
-from dcsbench.data.views import UnlabeledView
+from dcsbench.data.views import ArrayUnlabeledView
 
 ACTION_MARK = 12345.0  # a value that only occurs in hidden actions
 
@@ -205,7 +205,7 @@ def test_bad_inputs():
     with pytest.raises(ValueError):
         make_views_from_arrays(frames, _actions(3, 5), [3])
     with pytest.raises(ValueError):
-        UnlabeledView(np.zeros((4, 8, 8, 3), np.float32), [0], [4])
+        ArrayUnlabeledView(np.zeros((4, 8, 8, 3), np.float32), [0], [4])
 
 
 def test_variable_lengths_and_eval_split():

@@ -7,14 +7,14 @@ Python API:
 * :func:`prepare` - what the protocol runner needs: the unlabeled view, the labeled view of a
   budget, the eval split (harness only), the :class:`~dcsbench.agent.EnvSpec` and the identity.
 * :func:`make_views_from_arrays` - in-memory views for tests.
-* :class:`UnlabeledView`, :class:`LabeledView`, :class:`EvalSplit` - see :mod:`dcsbench.data.views`.
+* :class:`ArrayUnlabeledView`, :class:`ArrayLabeledView`, :class:`EvalSplit` - see :mod:`dcsbench.data.views`.
 """
 
 from __future__ import annotations
 
 import importlib
 
-from dcsbench.data.views import EvalSplit, LabeledView, UnlabeledView, make_views_from_arrays
+from dcsbench.data.views import ArrayLabeledView, ArrayUnlabeledView, EvalSplit, make_views_from_arrays
 
 # Heavier parts are imported on first use (pyarrow, huggingface_hub).
 _LAZY = {
@@ -29,7 +29,7 @@ _LAZY = {
     "verify": "dcsbench.data.verify",
 }
 
-__all__ = ["EvalSplit", "LabeledView", "UnlabeledView", "make_views_from_arrays", *_LAZY]
+__all__ = ["EvalSplit", "ArrayLabeledView", "ArrayUnlabeledView", "make_views_from_arrays", *_LAZY]
 
 
 def __getattr__(name: str):

@@ -52,7 +52,7 @@ from dcsbench.data import format as fmt
 from dcsbench.data.build import dataset_dir, default_root, missing_manifest_error, rebuild_hint
 from dcsbench.data.integrity import (DatasetIntegrityError, checked_manifest, manifest_problems,
                                      read_origin)
-from dcsbench.data.views import EvalSplit, LabeledView, UnlabeledView
+from dcsbench.data.views import ArrayLabeledView, ArrayUnlabeledView, EvalSplit
 
 __all__ = ["DatasetSplit", "DatasetIntegrityError", "ProtocolData", "load_dataset", "prepare",
            "dataset_root", "ensure_dataset", "local_datasets", "read_local_manifest",
@@ -308,12 +308,12 @@ class ProtocolData:
             agent's latent actions. ``None`` only when built by hand.
     """
 
-    unlabeled: UnlabeledView
-    labeled: LabeledView
+    unlabeled: ArrayUnlabeledView
+    labeled: ArrayLabeledView
     eval_split: EvalSplit | None
     spec: EnvSpec
     info: dict
-    train_labeled: LabeledView | None = None
+    train_labeled: ArrayLabeledView | None = None
 
 
 def prepare(name: str, budget: int | str, root=None, download: bool = True) -> ProtocolData:
@@ -363,11 +363,11 @@ def prepare(name: str, budget: int | str, root=None, download: bool = True) -> P
 
     arrays, train_hash = open_split(name, d, "train", m, names=("frames", "actions"), root=root)
     frames = arrays["frames"]
-    unlabeled = UnlabeledView(frames, starts, lengths)
+    unlabeled = ArrayUnlabeledView(frames, starts, lengths)
     all_actions = arrays["actions"]
     lab_actions = np.concatenate([all_actions[starts[i]:starts[i] + lengths[i]] for i in ids])
-    labeled = LabeledView(frames, starts[ids], lengths[ids], lab_actions, ids)
-    train_labeled = LabeledView(frames, starts, lengths, all_actions, list(range(len(lengths))))
+    labeled = ArrayLabeledView(frames, starts[ids], lengths[ids], lab_actions, ids)
+    train_labeled = ArrayLabeledView(frames, starts, lengths, all_actions, list(range(len(lengths))))
     del all_actions, arrays
 
     split_hashes = {"train": train_hash}

@@ -1,9 +1,9 @@
 """Views of a dataset split handed to agents: they hold only what a method may see.
 
-* :class:`UnlabeledView` - frames of every ``train`` trajectory. It has no attribute, slot or
+* :class:`ArrayUnlabeledView` - frames of every ``train`` trajectory. It has no attribute, slot or
   reference (direct or through ``.base`` chains) to actions, rewards, states, the eval split or a
   file path: those objects are simply never given to it.
-* :class:`LabeledView` - frames **and actions** of the ``labeled-{B}`` trajectories only. Its
+* :class:`ArrayLabeledView` - frames **and actions** of the ``labeled-{B}`` trajectories only. Its
   action array is a fresh copy holding the B trajectories' actions, nothing else.
 * :class:`EvalSplit` - frames and actions of the ``eval`` trajectories (novel backgrounds); for
   the harness's offline metrics only, never given to an agent.
@@ -28,7 +28,9 @@ import numpy as np
 from dcsbench import registry
 from dcsbench.data.sampler import draw, gather_stacks
 
-__all__ = ["UnlabeledView", "LabeledView", "EvalSplit", "make_views_from_arrays", "readonly_copy"]
+#: The ``Array*`` names keep the array-backed classes apart from the interfaces they implement,
+#: :class:`dcsbench.agent.UnlabeledView` and :class:`dcsbench.agent.LabeledView` (Protocols).
+__all__ = ["ArrayUnlabeledView", "ArrayLabeledView", "EvalSplit", "make_views_from_arrays", "readonly_copy"]
 
 
 def readonly_copy(array: np.ndarray, dtype=None) -> np.ndarray:
@@ -123,7 +125,7 @@ class _FrameView:
 
         Returns:
             ``{"obs": (B,64,64,9) uint8, "next_obs": (B,64,64,9) uint8, "offset": (B,) int64}``
-            (a :class:`LabeledView` adds ``"action": (B, A) float32`` = ``a_t``). ``t + k`` never
+            (a :class:`ArrayLabeledView` adds ``"action": (B, A) float32`` = ``a_t``). ``t + k`` never
             goes past the last frame of the trajectory.
         """
         traj, t, k = draw(self._cum, self._lengths, batch_size, rng, max_offset, offset)
@@ -193,14 +195,14 @@ class _FrameView:
                 f"trajectory_length={self.trajectory_length})")
 
 
-class UnlabeledView(_FrameView):
+class ArrayUnlabeledView(_FrameView):
     """Observations of the ``train`` trajectories and nothing else (implements
     :class:`dcsbench.agent.UnlabeledView`)."""
 
     __slots__ = ()
 
 
-class LabeledView(_FrameView):
+class ArrayLabeledView(_FrameView):
     """Observations and actions of one budget's labeled trajectories (implements
     :class:`dcsbench.agent.LabeledView`).
 
@@ -239,7 +241,7 @@ class LabeledView(_FrameView):
         batch["action"] = self._actions[self._action_starts[traj] + t]
 
 
-class EvalSplit(LabeledView):
+class EvalSplit(ArrayLabeledView):
     """Frames and actions of the ``eval`` trajectories (novel backgrounds). Harness only: never
     handed to an agent. ``trajectory_ids`` are eval-split indices; ``seeds`` their episode seeds."""
 
@@ -266,7 +268,7 @@ def _pack(frames: Sequence[np.ndarray]) -> tuple[np.ndarray, np.ndarray, np.ndar
 
 
 def make_views_from_arrays(frames: list[np.ndarray], actions: list[np.ndarray],
-                           labeled_ids: list[int]) -> tuple[UnlabeledView, LabeledView]:
+                           labeled_ids: list[int]) -> tuple[ArrayUnlabeledView, ArrayLabeledView]:
     """In-memory views for tests and notebooks.
 
     Args:
@@ -290,7 +292,7 @@ def make_views_from_arrays(frames: list[np.ndarray], actions: list[np.ndarray],
     for i in ids:
         if len(actions[i]) != lengths[i]:
             raise ValueError(f"trajectory {i}: {lengths[i]} frames but {len(actions[i])} actions")
-    unlabeled = UnlabeledView(store, starts, lengths)
-    labeled = LabeledView(store, starts[ids], lengths[ids],
+    unlabeled = ArrayUnlabeledView(store, starts, lengths)
+    labeled = ArrayLabeledView(store, starts[ids], lengths[ids],
                           np.concatenate([np.asarray(actions[i], dtype=np.float32) for i in ids]), ids)
     return unlabeled, labeled

@@ -23,7 +23,7 @@ from typing import Any
 import yaml
 
 from dcsbench.overrides import deep_merge, nested_overrides, set_dotted
-from dcsbench.registry import check_choice
+from dcsbench.catalogue import check_choice
 
 #: Method name -> ``"module:Class"`` of its Agent.
 BASELINES: dict[str, str] = {

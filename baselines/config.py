@@ -10,7 +10,7 @@ import typing
 from dataclasses import dataclass
 from typing import Any
 
-from dcsbench.registry import check_choice
+from dcsbench.catalogue import check_choice
 
 
 @dataclass

@@ -39,7 +39,7 @@ from baselines.augment import Augmenter
 from baselines.common import (ActorStage, DecoderStage, LatentActionAgent, RuntimeConfig,
                               TransitionSampler, epochs_to_updates, train_loop)
 from baselines.nets import ConditionedMLP, InverseDynamics, orthogonal_init
-from dcsbench.registry import check_choice
+from dcsbench.catalogue import check_choice
 
 
 @dataclass

@@ -29,7 +29,7 @@ import torch.nn.functional as F
 from baselines.common import (ActorStage, DecoderStage, LatentActionAgent, RuntimeConfig,
                               TransitionSampler, epochs_to_updates, train_loop)
 from baselines.nets import FSQ, PixelDecoder, ResNetEncoder, orthogonal_init
-from dcsbench.registry import check_choice
+from dcsbench.catalogue import check_choice
 
 
 @dataclass

@@ -18,7 +18,7 @@ import torch.nn as nn
 
 from baselines.config import RuntimeConfig
 from dcsbench.data.sampler import Sampler
-from dcsbench.registry import check_choice
+from dcsbench.catalogue import check_choice
 
 class Runtime:
     """Device placement and numerics for one agent (see :class:`RuntimeConfig`)."""

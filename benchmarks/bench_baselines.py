@@ -149,7 +149,7 @@ def main(argv=None) -> int:
         print("ROWS " + json.dumps(rows), flush=True)
         return 0
     from baselines import BASELINES
-    from dcsbench.registry import check_choice
+    from dcsbench.catalogue import check_choice
 
     methods = [check_choice("method", m.strip(), BASELINES) for m in args.methods.split(",") if m.strip()]
     all_rows = []

@@ -30,7 +30,7 @@ import tempfile
 import time
 from datetime import datetime
 
-from dcsbench import registry
+from dcsbench import catalogue
 from dcsbench.data.collect import collect_episodes
 from dcsbench.experts import available_experts
 
@@ -67,8 +67,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--episodes", type=int, default=4)
     parser.add_argument("--length", type=int, default=250)
-    parser.add_argument("--tasks", nargs="+", default=list(registry.TASKS))
-    parser.add_argument("--settings", nargs="+", default=list(registry.SETTINGS))
+    parser.add_argument("--tasks", nargs="+", default=list(catalogue.TASKS))
+    parser.add_argument("--settings", nargs="+", default=list(catalogue.SETTINGS))
     parser.add_argument("--workers", type=int, nargs="+", default=[1, 2])
     parser.add_argument("--repeats", type=int, default=1,
                         help="runs per cell, interleaved over worker counts; the best is kept")

@@ -25,7 +25,7 @@ os.environ.setdefault("MUJOCO_GL", "egl")
 import numpy as np  # noqa: E402
 
 from dcsbench.envs import make_env  # noqa: E402
-from dcsbench.registry import TASKS  # noqa: E402
+from dcsbench.catalogue import TASKS  # noqa: E402
 
 TARGETS = {"cheetah-run": 600, "humanoid-walk": 200}
 

@@ -65,13 +65,13 @@ def bench(task: str, setting: str, num_envs: int, mode: str, episodes: int, step
     """Time one evaluation; returns steps/s and the extrapolated protocol-pool time.
     ``act``: the policy (default: zero actions in this process); ``workers``: processes of
     ``mode="workers"`` (default: one per core)."""
-    from dcsbench import registry
+    from dcsbench import catalogue
     from dcsbench.evaluation import evaluate_policy
 
     dim = _action_dim(task, setting)
     if act is None:
         act = lambda obs: np.zeros((len(obs), dim), np.float32)  # noqa: E731
-    seeds = registry.EVAL_EPISODE_SEEDS[:episodes] if episodes <= registry.EVAL_EPISODES \
+    seeds = catalogue.EVAL_EPISODE_SEEDS[:episodes] if episodes <= catalogue.EVAL_EPISODES \
         else list(range(1000, 1000 + episodes))
     startup = None
     cpu0 = _cpu_seconds()
@@ -92,9 +92,9 @@ def bench(task: str, setting: str, num_envs: int, mode: str, episodes: int, step
         dt = time.perf_counter() - t0
     cpu = _cpu_seconds() - cpu0
     sps = episodes * steps / dt
-    pool_s = registry.EVAL_EPISODES * registry.EPISODE_LENGTH / sps
+    pool_s = catalogue.EVAL_EPISODES * catalogue.EPISODE_LENGTH / sps
     return {"num_envs": num_envs, "mode": mode, "seconds": dt, "steps_per_s": sps,
-            "episodes_per_s_1000": sps / registry.EPISODE_LENGTH, "pool_minutes": pool_s / 60,
+            "episodes_per_s_1000": sps / catalogue.EPISODE_LENGTH, "pool_minutes": pool_s / 60,
             "startup": startup, "cpu_ms_per_step": cpu / (episodes * steps) * 1e3,
             "stepping_per_s": None if startup is None else episodes * steps / (dt - startup)}
 
@@ -193,10 +193,10 @@ def main() -> None:
     agents = ["in-process", "worker"] if args.agent == "both" else [args.agent]
     proc = _worker(args.task, args.setting, dim) if "worker" in agents else None
     bench(args.task, args.setting, 1, "sync", 1, 10)  # warm-up: imports, first render context
-    from dcsbench import registry
+    from dcsbench import catalogue
 
     n_seeds = max(args.episodes, args.scaling_envs if args.scaling else 0)
-    _warm_clips(registry.EVAL_EPISODE_SEEDS[:n_seeds] if n_seeds <= registry.EVAL_EPISODES
+    _warm_clips(catalogue.EVAL_EPISODE_SEEDS[:n_seeds] if n_seeds <= catalogue.EVAL_EPISODES
                 else range(1000, 1000 + n_seeds))
     try:
         if args.scaling:

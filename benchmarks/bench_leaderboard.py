@@ -28,7 +28,7 @@ def main() -> None:
     args = ap.parse_args()
 
     import submission_factory as sf
-    from dcsbench import registry, scoring
+    from dcsbench import catalogue, scoring
     from leaderboard.build import build_site
     from dcsbench.submissions import discover, validate_submission
 
@@ -43,7 +43,7 @@ def main() -> None:
             t0 = time.perf_counter()
             for i in range(m):
                 sf.write_submission(tmp / "subs", f"method-{i:02d}", 0.3 + 0.05 * i,
-                                    budgets=registry.TIERS[tier].budgets)
+                                    budgets=catalogue.TIERS[tier].budgets)
             t_write = time.perf_counter() - t0
             n_records = sum(1 for _ in (tmp / "subs").rglob("*.json"))
             t0 = time.perf_counter()

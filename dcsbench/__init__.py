@@ -6,7 +6,7 @@ Public API (imported lazily, so ``import dcsbench`` is cheap):
 * :func:`load_dataset` - download (or build), verify and open a dataset by name.
 * :class:`Agent`, :class:`EnvSpec` - the interface every method implements.
 * :func:`evaluate` - run the protocol for one (method, dataset, budget, seed).
-* :mod:`dcsbench.registry` - tasks, settings, tiers, budgets, seeds, dataset names.
+* :mod:`dcsbench.catalogue` - tasks, settings, tiers, budgets, seeds, dataset names.
 """
 
 from __future__ import annotations

@@ -9,7 +9,7 @@ A method is a subclass of :class:`Agent` with two required methods:
 * :meth:`Agent.act` maps a batch of stacked observations to a batch of actions, deterministically.
 
 Observations everywhere are ``uint8`` arrays in HWC layout; a stacked observation is the last
-:data:`~dcsbench.registry.FRAME_STACK` frames concatenated on the channel axis, oldest first:
+:data:`~dcsbench.catalogue.FRAME_STACK` frames concatenated on the channel axis, oldest first:
 shape ``(64, 64, 9)``; a batch is ``(B, 64, 64, 9)``. Actions are ``float32`` in ``[-1, 1]``.
 
 Minimal complete example (a method that ignores the video and replays the labeled mean action)::

@@ -29,7 +29,7 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from dcsbench import registry
+from dcsbench import catalogue
 
 ActFn = Callable[[np.ndarray], np.ndarray]
 
@@ -48,7 +48,7 @@ def resolve_mode(mode: str, num_envs: int, total_steps: int | None = None) -> st
     than one core, the wave more than one sub-env and the evaluation at least
     :data:`AUTO_WORKERS_MIN_STEPS` env steps (``total_steps``; ``None``: long enough), else
     ``sync``."""
-    registry.check_choice("vector mode", mode, VECTOR_MODES)
+    catalogue.check_choice("vector mode", mode, VECTOR_MODES)
     if mode != "auto":
         return mode
     long_enough = total_steps is None or int(total_steps) >= AUTO_WORKERS_MIN_STEPS
@@ -115,9 +115,9 @@ def run_wave(env, act_fn: ActFn, seeds: Sequence[int], episode_length: int,
 
 
 def evaluate_policy(act_fn: ActFn, task: str, setting: str, source: str, backgrounds: str,
-                    seeds: Sequence[int] = registry.EVAL_EPISODE_SEEDS, num_envs: int = 5,
-                    episode_length: int = registry.EPISODE_LENGTH, mode: str = "auto",
-                    davis_dir=None, frame_stack: int = registry.FRAME_STACK,
+                    seeds: Sequence[int] = catalogue.EVAL_EPISODE_SEEDS, num_envs: int = 5,
+                    episode_length: int = catalogue.EPISODE_LENGTH, mode: str = "auto",
+                    davis_dir=None, frame_stack: int = catalogue.FRAME_STACK,
                     progress: bool = True, desc: str | None = None,
                     on_wave: Callable[[list[int], list[float]], None] | None = None,
                     workers: int | None = None, env_pool=None) -> list[float]:
@@ -126,9 +126,9 @@ def evaluate_policy(act_fn: ActFn, task: str, setting: str, source: str, backgro
     Args:
         act_fn: deterministic policy on stacked observations ``(B, 64, 64, 3*frame_stack)``
             uint8 -> ``(B, action_dim)`` float32 (e.g. ``agent.act``).
-        task, setting, source: the environment (``registry.TASKS`` / ``SETTINGS`` / ``SOURCES``).
+        task, setting, source: the environment (``catalogue.TASKS`` / ``SETTINGS`` / ``SOURCES``).
         backgrounds: ``"train"`` (primary score) or ``"novel"`` (generalization score).
-        seeds: per-episode reset seeds (protocol: :data:`registry.EVAL_EPISODE_SEEDS`).
+        seeds: per-episode reset seeds (protocol: :data:`catalogue.EVAL_EPISODE_SEEDS`).
         num_envs: sub-environments per wave.
         episode_length: control steps per episode (protocol: 1000).
         mode: ``"auto"`` (default: ``"workers"`` on more than one core for evaluations of at
@@ -147,10 +147,10 @@ def evaluate_policy(act_fn: ActFn, task: str, setting: str, source: str, backgro
     """
     from tqdm.auto import tqdm
 
-    registry.check_choice("task", task, registry.TASKS)
-    registry.check_choice("setting", setting, registry.SETTINGS)
-    registry.check_choice("source", source, registry.SOURCES)
-    registry.check_choice("background pool", backgrounds, registry.POOLS)
+    catalogue.check_choice("task", task, catalogue.TASKS)
+    catalogue.check_choice("setting", setting, catalogue.SETTINGS)
+    catalogue.check_choice("source", source, catalogue.SOURCES)
+    catalogue.check_choice("background pool", backgrounds, catalogue.POOLS)
     if env_pool is not None and mode == "auto":
         mode = "workers"
     mode = resolve_mode(mode, min(num_envs, len(seeds)) if len(seeds) else num_envs,

@@ -29,7 +29,7 @@ from typing import Any
 
 from dcsbench.agent import Agent
 from dcsbench.overrides import deep_merge, nested_overrides
-from dcsbench.registry import check_choice
+from dcsbench.catalogue import check_choice
 
 #: The entry-point group methods are registered under.
 ENTRY_POINT_GROUP = "dcsbench.methods"

@@ -55,7 +55,7 @@ from typing import Any
 
 import numpy as np
 
-from dcsbench import __version__, registry
+from dcsbench import __version__, catalogue
 from dcsbench.agent import Agent
 from dcsbench.fileio import atomic_write_text
 from dcsbench.naming import record_name
@@ -151,8 +151,8 @@ def _check_args(agent: Agent, seed: int, n_episodes: int) -> tuple[str, str]:
                          "string of at most 64 characters")
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
         raise ValueError(f"seed must be an integer >= 0, got {seed!r}")
-    if not 1 <= n_episodes <= len(registry.EVAL_EPISODE_SEEDS):
-        raise ValueError(f"n_episodes must be in 1..{len(registry.EVAL_EPISODE_SEEDS)}")
+    if not 1 <= n_episodes <= len(catalogue.EVAL_EPISODE_SEEDS):
+        raise ValueError(f"n_episodes must be in 1..{len(catalogue.EVAL_EPISODE_SEEDS)}")
     return name, str(version)
 
 
@@ -164,7 +164,7 @@ def _fingerprint(*, method: str, version: str, config: dict, content_hash: str,
             "labeled": labeled_hash, "budget": int(budget), "seed": int(seed),
             "seeds": [int(s) for s in seeds], "episode_length": int(episode_length),
             "generalization": bool(generalization),
-            "protocol_version": registry.PROTOCOL_VERSION, "record_version": RECORD_VERSION}
+            "protocol_version": catalogue.PROTOCOL_VERSION, "record_version": RECORD_VERSION}
 
 
 def _record_fingerprint(rec: ResultRecord) -> dict:
@@ -326,7 +326,7 @@ def _eval_result(pool: str, seeds, returns) -> dict:
 
 
 def evaluate(agent: Agent, dataset: str, budget: int | str, seed: int,
-             out: str | os.PathLike | None = None, n_episodes: int = registry.EVAL_EPISODES, *,
+             out: str | os.PathLike | None = None, n_episodes: int = catalogue.EVAL_EPISODES, *,
              episode_length: int | None = None, num_envs: int = 5, vector_mode: str = "auto",
              generalization: bool = True, root: str | os.PathLike | None = None,
              davis_dir: str | os.PathLike | None = None, probe: bool = True,
@@ -377,11 +377,11 @@ def evaluate(agent: Agent, dataset: str, budget: int | str, seed: int,
 
     # ---- 1. check (before any work)
     method, version = _check_args(agent, seed, n_episodes)
-    parsed = registry.parse_dataset_name(dataset)
+    parsed = catalogue.parse_dataset_name(dataset)
     if budget != "all":
         if isinstance(budget, bool) or not isinstance(budget, (int, np.integer)):
             raise ValueError(f"budget must be an integer or 'all', got {budget!r}")
-        registry.check_choice("budget", str(int(budget)), [str(b) for b in parsed.tier_spec.budgets])
+        catalogue.check_choice("budget", str(int(budget)), [str(b) for b in parsed.tier_spec.budgets])
     method_config = json_safe(getattr(agent, "config", {}))
     t_start = time.perf_counter()
     stages: dict[str, float] = {}
@@ -394,7 +394,7 @@ def evaluate(agent: Agent, dataset: str, budget: int | str, seed: int,
     stages["prepare"] = time.perf_counter() - t0
     source = info.get("source", "procedural")
     episode_length = int(episode_length or spec.episode_length)
-    seeds = list(registry.EVAL_EPISODE_SEEDS[:n_episodes])
+    seeds = list(catalogue.EVAL_EPISODE_SEEDS[:n_episodes])
     fingerprint = _fingerprint(method=method, version=version, config=method_config,
                                content_hash=info["content_hash"],
                                labeled_hash=info["labeled_subset_hash"], budget=budget,
@@ -449,12 +449,12 @@ def evaluate(agent: Agent, dataset: str, budget: int | str, seed: int,
                      f"{len(returns)} episodes ({stages[stage]:.1f} s)", verbose)
     stages["total"] = time.perf_counter() - t_start
 
-    compliant = (n_episodes == registry.EVAL_EPISODES and isolate
-                 and episode_length == registry.EPISODE_LENGTH and generalization
+    compliant = (n_episodes == catalogue.EVAL_EPISODES and isolate
+                 and episode_length == catalogue.EPISODE_LENGTH and generalization
                  and bool(info.get("protocol_compliant", True)))
     record = parse_record({
         "record_version": RECORD_VERSION,
-        "protocol_version": registry.PROTOCOL_VERSION,
+        "protocol_version": catalogue.PROTOCOL_VERSION,
         "dcsbench_version": __version__,
         "git_commit": git_commit(),
         "method": {"name": method, "version": version, "config": method_config,

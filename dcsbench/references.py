@@ -8,7 +8,7 @@ train set with every action revealed, evaluated under the same protocol. Lookup 
    background source (``dcsbench/registry_data/references.json``, with provenance;
    ``$DCSBENCH_REFERENCES`` points at another file);
 2. a measured reference of the ``full`` tier of the same task, setting and source;
-3. the paper's Table 3 values (:data:`dcsbench.registry.REFERENCES`, DAVIS source only).
+3. the paper's Table 3 values (:data:`dcsbench.catalogue.REFERENCES`, DAVIS source only).
 
 Validity: a measured reference counts only when BC reached at least
 :data:`MIN_REFERENCE_FRACTION` (50%) of the demonstrators' mean return on its dataset (the
@@ -31,7 +31,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from dcsbench import registry
+from dcsbench import catalogue
 from dcsbench.fileio import atomic_write_text
 from dcsbench.results import ResultRecord
 
@@ -188,7 +188,7 @@ def store_reference(entry: dict[str, Any], path: str | os.PathLike | None = None
 
 
 def get_reference(task: str, setting: str, source: str, dataset: str | None = None,
-                  references: dict[str, MeasuredReference] | None = None) -> registry.Reference:
+                  references: dict[str, MeasuredReference] | None = None) -> catalogue.Reference:
     """The reference return for a run (lookup order in the module docstring); invalid
     measured references are skipped.
 
@@ -196,9 +196,9 @@ def get_reference(task: str, setting: str, source: str, dataset: str | None = No
         InvalidReferenceError: only an invalid reference is known (it is attached).
         MissingReferenceError: naming the dataset and the command that measures it.
     """
-    registry.check_choice("task", task, registry.TASKS)
-    registry.check_choice("setting", setting, registry.SETTINGS)
-    registry.check_choice("source", source, registry.SOURCES)
+    catalogue.check_choice("task", task, catalogue.TASKS)
+    catalogue.check_choice("setting", setting, catalogue.SETTINGS)
+    catalogue.check_choice("source", source, catalogue.SOURCES)
     refs = load_measured_references() if references is None else references
     candidates = [dataset] if dataset else []
     candidates.append(f"{task}-{setting}-full")
@@ -209,9 +209,9 @@ def get_reference(task: str, setting: str, source: str, dataset: str | None = No
             invalid = invalid or m
             continue
         if m is not None:
-            return registry.Reference(m.ret, f"measured by dcsbench on {m.dataset} ({m.source})",
+            return catalogue.Reference(m.ret, f"measured by dcsbench on {m.dataset} ({m.source})",
                                       {**m.provenance, "valid": True, "fraction": m.fraction})
-    paper = registry.REFERENCES.get((task, setting, source))
+    paper = catalogue.REFERENCES.get((task, setting, source))
     if paper is not None:
         return paper
     if invalid is not None:

@@ -35,7 +35,7 @@ from typing import Any, Literal
 from pydantic import (BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator,
                       model_validator)
 
-from dcsbench import registry
+from dcsbench import catalogue
 from dcsbench.fileio import atomic_write_text  # noqa: F401 - re-exported (older imports)
 
 #: Largest record file we accept (a record is a few KB; this bounds hostile input).
@@ -301,17 +301,17 @@ class ResultRecord(_Strict):
     @field_validator("task")
     @classmethod
     def _task(cls, v: str) -> str:
-        return registry.check_choice("task", v, registry.TASKS)
+        return catalogue.check_choice("task", v, catalogue.TASKS)
 
     @field_validator("setting")
     @classmethod
     def _setting(cls, v: str) -> str:
-        return registry.check_choice("setting", v, registry.SETTINGS)
+        return catalogue.check_choice("setting", v, catalogue.SETTINGS)
 
     @field_validator("source")
     @classmethod
     def _source(cls, v: str) -> str:
-        return registry.check_choice("source", v, registry.SOURCES)
+        return catalogue.check_choice("source", v, catalogue.SOURCES)
 
 
 def offline_metrics_v2(record: ResultRecord) -> dict[str, float]:

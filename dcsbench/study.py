@@ -47,7 +47,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable
 
-from dcsbench import registry
+from dcsbench import catalogue
 from dcsbench.fileio import atomic_write_text
 from dcsbench.naming import record_name
 from dcsbench.packing import MAX_FILES, pack, unpack  # noqa: F401 - unpack: study.unpack
@@ -132,7 +132,7 @@ def parse_plan(data: dict, origin: str = "plan") -> Plan:
     datasets = _str_list(data["datasets"], "datasets")
     budgets = _int_list(data["budgets"], "budgets")
     for d in datasets:
-        tier = registry.parse_dataset_name(d).tier_spec
+        tier = catalogue.parse_dataset_name(d).tier_spec
         bad = [b for b in budgets if b not in tier.budgets]
         if bad:
             raise ValueError(f"{origin}: budget(s) {bad} not offered by {d} "
@@ -142,7 +142,7 @@ def parse_plan(data: dict, origin: str = "plan") -> Plan:
 
     for m in methods:
         if ":" not in m:
-            registry.check_choice("method", m, method_registry.names())
+            catalogue.check_choice("method", m, method_registry.names())
     overrides = {str(k): _str_list(v or [], f"overrides.{k}")
                  for k, v in (data.get("overrides") or {}).items()}
     for k in overrides:

@@ -35,7 +35,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
 
-from dcsbench import registry
+from dcsbench import catalogue
 from dcsbench.naming import record_name
 
 #: Executors known to :func:`run_sweep`.
@@ -111,7 +111,7 @@ def expand(methods: Sequence[str], datasets: Sequence[str], budgets: Sequence[in
     ``common`` are :class:`RunSpec` fields shared by every run (preset, overrides, ...).
     """
     for d in datasets:
-        tier = registry.parse_dataset_name(d).tier_spec
+        tier = catalogue.parse_dataset_name(d).tier_spec
         bad = [b for b in budgets if b not in tier.budgets]
         if bad:
             raise ValueError(f"budget(s) {bad} not offered by {d} (budgets: {list(tier.budgets)})")
@@ -210,7 +210,7 @@ def _run_spec(spec: RunSpec) -> str:
                           list(spec.overrides), spec.seed, out=spec.record,
                           references=spec.references, **kwargs)
         return spec.record
-    registry.check_choice("run kind", spec.kind, ("run", "reference"))
+    catalogue.check_choice("run kind", spec.kind, ("run", "reference"))
     from dcsbench.protocol import evaluate, make_agent
 
     agent = make_agent(spec.agent, spec.config_file, list(spec.overrides), spec.preset)
@@ -401,7 +401,7 @@ def run_sweep(specs: Sequence[RunSpec], executor: str = "local", workers: int = 
         min_start_s: a run is not started with less than this left before ``deadline``.
         grace_s: seconds from the deadline to killing runs that did not stop.
     """
-    registry.check_choice("executor", executor, EXECUTORS)
+    catalogue.check_choice("executor", executor, EXECUTORS)
     log = (lambda msg: print(f"[sweep] {msg}", file=sys.stderr, flush=True)) if verbose else (lambda m: None)
     todo = [s for s in specs if not Path(s.record).exists()]
     if deadline is not None:

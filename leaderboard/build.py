@@ -51,7 +51,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from dcsbench import __version__, registry
+from dcsbench import __version__, catalogue
 from dcsbench.fileio import atomic_write_text
 from dcsbench.submissions import Submission, discover, validate_submission
 
@@ -134,7 +134,7 @@ def aggregate_board(subs: list[Submission], reps: int = 2000, seed: int = 0,
                     tracks.append(_smoke_track(track, tf, info, subs, reps, seed, baseline))
     return {
         "format": BOARD_FORMAT,
-        "protocol_version": registry.PROTOCOL_VERSION,
+        "protocol_version": catalogue.PROTOCOL_VERSION,
         "dcsbench_version": __version__,
         "generated": _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
         "bootstrap_reps": reps,
@@ -154,8 +154,8 @@ def ranking_cells(tf, info: dict[str, Any], setting: str, tier: str, source: str
     from dcsbench import scoring
 
     key_of = dict(zip(tf["task"], tf["task_key"]))
-    full = {(key_of.get(t, f"{t}-{setting}-{tier}/{source}"), b, s) for t in registry.TASKS
-            for b in registry.TIERS[tier].budgets for s in registry.OFFICIAL_SEEDS}
+    full = {(key_of.get(t, f"{t}-{setting}-{tier}/{source}"), b, s) for t in catalogue.TASKS
+            for b in catalogue.TIERS[tier].budgets for s in catalogue.OFFICIAL_SEEDS}
     refs = [m for m in set(tf["method"]) if info.get(m, {}).get("reference")]
     ref_cells = scoring.cells_of(tf[tf["method"].isin(refs)], "primary_score") & full
     return (ref_cells, "reference rows") if ref_cells else (full, "full grid")
@@ -165,8 +165,8 @@ def _track(track: str, tf, info, subs, reps, seed, baseline) -> dict[str, Any]:
     from dcsbench import scoring
 
     setting, tier, source = track.split("/")
-    budgets = list(registry.TIERS[tier].budgets)
-    tasks = [t for t in registry.TASKS if t in set(tf["task"])]
+    budgets = list(catalogue.TIERS[tier].budgets)
+    tasks = [t for t in catalogue.TASKS if t in set(tf["task"])]
     common, basis = ranking_cells(tf, info, setting, tier, source)
     task_of = dict(zip(tf["task_key"], tf["task"]))
     # label-efficiency over the common cells only; when every run lies in them, its curve *is*
@@ -254,7 +254,7 @@ def _track(track: str, tf, info, subs, reps, seed, baseline) -> dict[str, Any]:
             "budgets": budgets, "tasks": tasks, "smoke": False, "score": "normalized",
             "ranking": {"basis": basis, "n_cells": len(common),
                         "budgets": sorted({b for _, b, _ in common}),
-                        "tasks": [t for t in registry.TASKS
+                        "tasks": [t for t in catalogue.TASKS
                                   if t in {task_of.get(k, k.split("/")[0]) for k, _, _ in common}]},
             "rows": rows}
 

@@ -54,7 +54,7 @@ def publish(site: str | os.PathLike, repo_id: str, repo_type: str = "dataset",
     """
     from huggingface_hub import HfApi
 
-    from dcsbench.registry import check_choice
+    from dcsbench.catalogue import check_choice
 
     check_choice("repo type", repo_type, ("dataset", "space"))
     if repo_id.count("/") != 1 or any(not part for part in repo_id.split("/")):

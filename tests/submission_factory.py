@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import yaml
 
-from dcsbench import registry, scoring
+from dcsbench import catalogue, scoring
 from dcsbench.data.known import KnownBuild, KnownDatasets
 from dcsbench.results import RECORD_VERSION, ResultRecord, save_record
 
@@ -49,11 +49,11 @@ def dataset_name(task: str) -> str:
 def make_known() -> KnownDatasets:
     """A lookup that knows one build of every task's tiny distractors dataset."""
     known = KnownDatasets()
-    for task in registry.TASKS:
+    for task in catalogue.TASKS:
         known.add(KnownBuild(name=dataset_name(task), revision=REVISION, source=SOURCE,
                              content_hash=content_hash(task),
                              labeled_subset_hashes={b: subset_hash(task, b)
-                                                    for b in registry.TIERS[TIER].budgets}))
+                                                    for b in catalogue.TIERS[TIER].budgets}))
     return known
 
 
@@ -73,11 +73,11 @@ def make_record(method: str, task: str, budget: int, seed: int, score: float,
     (record layout ``version``: 2, or the old 1)."""
     rng = rng or np.random.default_rng(zlib.crc32(f"{method}/{task}/{budget}/{seed}".encode()))
     ref = REF_RETURN[task]
-    seeds = list(registry.EVAL_EPISODE_SEEDS)
+    seeds = list(catalogue.EVAL_EPISODE_SEEDS)
 
     def ev(bg: str, target: float) -> dict:
         rets = [float(x) for x in np.clip(np.round(target * ref + rng.normal(0, 0.05 * ref, len(seeds)), 3),
-                                          0, registry.EPISODE_LENGTH)]
+                                          0, catalogue.EPISODE_LENGTH)]
         mean = sum(rets) / len(rets)
         out = {"backgrounds": bg, "episode_seeds": seeds, "returns": rets, "mean_return": mean}
         return {**out, "normalized_score": mean / ref} if version == 1 else out
@@ -86,14 +86,14 @@ def make_record(method: str, task: str, budget: int, seed: int, score: float,
     if version == 1:
         versioned = {"offline_metrics": {"probe_mse_eval": probe, "action_var_eval": 0.5}}
     else:
-        versioned = {"record_version": version, "episode_length": registry.EPISODE_LENGTH,
+        versioned = {"record_version": version, "episode_length": catalogue.EPISODE_LENGTH,
                      "offline_metrics": {"probe_mse_novel": probe, "action_var_novel": 0.5,
                                          "probe_mse_train": probe / 2, "action_var_train": 0.4,
                                          "probe_mse_train_random": 0.45, "probe_alpha": 0.01, "latent_dim": 8.0,
                                          "probe_fit_n": 512.0, "probe_novel_test_n": 256.0}}
     return ResultRecord.model_validate({
         **versioned,
-        "protocol_version": registry.PROTOCOL_VERSION, "dcsbench_version": "0.1.0",
+        "protocol_version": catalogue.PROTOCOL_VERSION, "dcsbench_version": "0.1.0",
         "git_commit": "0" * 40,
         "method": {"name": method, "version": "1", "config": {"lr": 3e-4}, "num_parameters": 1234},
         "task": task, "setting": SETTING, "tier": TIER, "source": SOURCE,
@@ -120,14 +120,14 @@ def metadata(method: str, **overrides) -> dict:
 
 
 def write_submission(root: Path, method: str, quality: float = 0.5,
-                     tasks=tuple(registry.TASKS), budgets=None, seeds=registry.OFFICIAL_SEEDS,
+                     tasks=tuple(catalogue.TASKS), budgets=None, seeds=catalogue.OFFICIAL_SEEDS,
                      meta: dict | None = None, version: int = RECORD_VERSION) -> Path:
     """Write ``root/method`` with metadata and one record (layout ``version``) per
     (task, budget, seed).
 
     The score grows with log2(budget) up to ``quality``, so methods are distinguishable.
     """
-    budgets = budgets or registry.TIERS[TIER].budgets
+    budgets = budgets or catalogue.TIERS[TIER].budgets
     folder = root / method
     (folder / "results").mkdir(parents=True, exist_ok=True)
     (folder / "metadata.yaml").write_text(yaml.safe_dump(meta or metadata(method), sort_keys=False),

@@ -7,7 +7,7 @@ import json
 import numpy as np
 import pytest
 
-from dcsbench import registry
+from dcsbench import catalogue
 from dcsbench.data.collect import collect_episodes, episode_path, read_staged_episode
 from dcsbench.experts import available_experts
 
@@ -89,7 +89,7 @@ def test_callable_policy_and_errors(tmp_path):
         _collect(tmp_path / "c", [1], policy="random")
     with pytest.raises(ValueError, match="picklable"):
         _collect(tmp_path / "d", [0, 1], workers=2, policy=const)
-    with pytest.raises(registry.UnknownNameError, match="Valid settings"):
+    with pytest.raises(catalogue.UnknownNameError, match="Valid settings"):
         collect_episodes(TASK, "noisy", "procedural", "train", [0], tmp_path / "e", policy="random")
     with pytest.raises(ValueError, match="distinct"):
         _collect(tmp_path / "f", [0, 0])

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 from killing import sigkill_when
 
-from dcsbench import registry
+from dcsbench import catalogue
 from dcsbench.data import cache as cache_mod
 from dcsbench.data import format as fmt
 from dcsbench.data import hub, store
@@ -50,7 +50,7 @@ def published(hub_server, tmp_path, monkeypatch):
     manifest = _make_local(src)
     sha = hub.publish(NAME, REPO, root=src)
     msha = fmt.sha256_file(src / "datasets" / NAME / "manifest.json")
-    monkeypatch.setitem(registry.HUB_DATASETS, NAME, registry.HubDataset(REPO, sha, msha))
+    monkeypatch.setitem(catalogue.HUB_DATASETS, NAME, catalogue.HubDataset(REPO, sha, msha))
     home = tmp_path / "home"
     monkeypatch.setenv("DCSBENCH_HOME", str(home))
     return {"sha": sha, "manifest": manifest, "src": src, "home": home, "hub": hub_server}
@@ -225,7 +225,7 @@ def test_cli_download_list_remote_and_unknown_names(published, capsys):
     out = capsys.readouterr().out
     line = next(ln for ln in out.splitlines() if ln.startswith(NAME + " "))
     assert REPO in line and "6 files" in line  # card, manifest, 2 shards, 2 preview files
-    with pytest.raises(registry.UnknownNameError, match="hopper-hop-clean-tiny"):
+    with pytest.raises(catalogue.UnknownNameError, match="hopper-hop-clean-tiny"):
         hub.download("hopper-hop-clean-tinyy")
     with pytest.raises(FileNotFoundError, match="not published"):
         hub.download("walker-run-clean-tiny")

@@ -11,7 +11,7 @@ import os
 import numpy as np
 import pytest
 
-from dcsbench import registry
+from dcsbench import catalogue
 from dcsbench.data import build as build_mod
 from dcsbench.data import cache as cache_mod
 from dcsbench.data import format as fmt
@@ -62,8 +62,8 @@ def test_build_layout_and_manifest(built):
     assert m["policy"]["kind"] == "random"
     tr, ev = m["splits"]["train"], m["splits"]["eval"]
     assert tr["n_trajectories"] == N_TRAIN and tr["trajectory_length"] == T
-    assert tr["seeds"] == [registry.SPLIT_SEED_BASE["train"] + i for i in range(N_TRAIN)]
-    assert ev["seeds"] == [registry.SPLIT_SEED_BASE["eval"] + i for i in range(N_EVAL)]
+    assert tr["seeds"] == [catalogue.SPLIT_SEED_BASE["train"] + i for i in range(N_TRAIN)]
+    assert ev["seeds"] == [catalogue.SPLIT_SEED_BASE["eval"] + i for i in range(N_EVAL)]
     assert tr["pool"] == "train" and ev["pool"] == "novel"
     for e in (tr, ev):
         for sh in e["shards"]:
@@ -79,7 +79,7 @@ def test_eval_split_uses_novel_pool(built):
     _, _, calls = built
     pools = {args[3]: args[4] for args, _ in calls}  # (task, setting, source, pool, seeds, ...)
     assert [a[3] for a, _ in calls] == ["train", "novel"]
-    assert pools["novel"] == [registry.SPLIT_SEED_BASE["eval"] + i for i in range(N_EVAL)]
+    assert pools["novel"] == [catalogue.SPLIT_SEED_BASE["eval"] + i for i in range(N_EVAL)]
     assert all(kw["episode_length"] == T and kw["policy"] == "random" for _, kw in calls)
 
 
@@ -87,7 +87,7 @@ def test_labeled_subsets_nested_and_stable(built):
     _, d, _ = built
     m = fmt.load_manifest(d / "manifest.json")
     subsets = m["labeled_subsets"]
-    assert subsets["permutation_seed"] == registry.LABELED_PERMUTATION_SEED
+    assert subsets["permutation_seed"] == catalogue.LABELED_PERMUTATION_SEED
     perm = fmt.labeled_permutation(N_TRAIN)
     prev = []
     for b in ("2", "4", "8"):
@@ -120,20 +120,20 @@ def test_load_dataset_splits(built):
     np.testing.assert_array_equal(lab.actions(1), train.actions(i))
     assert not train.frames(0).flags.writeable
     assert np.isclose(train.returns[2], float(train.rewards(2).sum()), atol=1e-3)
-    assert ev.seeds[0] == registry.SPLIT_SEED_BASE["eval"]
+    assert ev.seeds[0] == catalogue.SPLIT_SEED_BASE["eval"]
     # eval frames differ from train frames (other seeds and background pool)
     assert not np.array_equal(ev.frames(0), train.frames(0))
-    with pytest.raises(registry.UnknownNameError, match="labeled-4"):
+    with pytest.raises(catalogue.UnknownNameError, match="labeled-4"):
         store.load_dataset(NAME, split="labeled-3", root=root)
 
 
 def test_unknown_names_list_close_matches(built):
     root, _, _ = built
-    with pytest.raises(registry.UnknownNameError, match="cheetah-run-distractors-tiny"):
+    with pytest.raises(catalogue.UnknownNameError, match="cheetah-run-distractors-tiny"):
         store.load_dataset("cheetah-run-distractor-tiny", root=root)
     with pytest.raises(FileNotFoundError, match="dcsbench build walker-run-clean-tiny"):
         store.load_dataset("walker-run-clean-tiny", root=root)
-    with pytest.raises(registry.UnknownNameError, match="Valid budgets"):
+    with pytest.raises(catalogue.UnknownNameError, match="Valid budgets"):
         store.prepare(NAME, 3, root=root)
 
 

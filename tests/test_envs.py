@@ -11,7 +11,7 @@ import pytest
 import dcsbench.envs as envs
 from dcsbench.envs import backgrounds, procedural
 from dcsbench.envs.distractors import CameraShake, CameraShakeParams, ColorChange, _spherical
-from dcsbench.registry import SETTINGS, TASKS, UnknownNameError
+from dcsbench.catalogue import SETTINGS, TASKS, UnknownNameError
 
 ACTION_DIMS = {"cheetah-run": 6, "walker-run": 6, "hopper-hop": 4, "humanoid-walk": 21}
 

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 import torch
 
-from dcsbench import registry
+from dcsbench import catalogue
 from dcsbench.experts import ExpertPolicy, available_experts, load_expert
 from dcsbench.experts import train as tr
 from dcsbench.experts.policy import from_sb3
@@ -54,7 +54,7 @@ def test_state_env_matches_flatten_state_and_is_seeded():
         steps += 1
         if term or trunc:
             break
-    assert steps == registry.EPISODE_LENGTH and trunc and not term
+    assert steps == catalogue.EPISODE_LENGTH and trunc and not term
 
 
 def test_exported_policy_equals_sb3_deterministic_action(tmp_path):
@@ -76,7 +76,7 @@ def test_exported_policy_equals_sb3_deterministic_action(tmp_path):
 
 
 def test_load_expert_errors(tmp_path, monkeypatch):
-    with pytest.raises(registry.UnknownNameError, match="Valid tasks"):
+    with pytest.raises(catalogue.UnknownNameError, match="Valid tasks"):
         load_expert("cheetah-walk")
     monkeypatch.setattr("dcsbench.experts.EXPERTS_DIR", tmp_path)
     with pytest.raises(FileNotFoundError, match="Available experts: none"):
@@ -483,7 +483,7 @@ def test_committed_paused_runs_are_small_and_loadable():
     assert total <= 4 * 2**20, f"expert-runs/ holds {total} bytes; at most 4 MiB of paused runs"
     for run in sorted(p for p in root.iterdir() if (p / "run.json").is_file()):
         meta = json.loads((run / "run.json").read_text())
-        assert meta["task"] in registry.TASKS and meta["command"].startswith("dcsbench train-expert")
+        assert meta["task"] in catalogue.TASKS and meta["command"].startswith("dcsbench train-expert")
         assert not list(run.rglob("replay.npz")), run
         policy = tr.policy_from_checkpoint(run)
         state, _ = StateEnv(meta["task"]).reset(seed=0)

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 import submission_factory as sf
-from dcsbench import registry, scoring
+from dcsbench import catalogue, scoring
 from leaderboard import browser, render
 from leaderboard.build import CSV_COLUMNS, build_site
 
@@ -113,7 +113,7 @@ def test_ranking_coverage_and_rejections(board_site):
     assert complete == ["laom", "bc"]  # best label-efficiency first
     # the references (bc, laom) hold the full grid: that is the common ranking set
     assert track(board)["ranking"] == {"basis": "reference rows", "n_cells": 36, "budgets": [2, 4, 8],
-                                       "tasks": list(registry.TASKS)}
+                                       "tasks": list(catalogue.TASKS)}
     assert [r["method"] for r in rows if r["ranked"]] == ["laom", "bc"]
     assert [r["rank"] for r in rows] == [1, 2, None, None]
     part = row(board, "partial")

@@ -28,7 +28,7 @@ import numpy as np
 import pytest
 from killing import sigkill_when
 
-from dcsbench import registry
+from dcsbench import catalogue
 from dcsbench.data import format as fmt
 from dcsbench.data import http, laom, laom_fetch, store
 
@@ -199,7 +199,7 @@ def make_release(folder: Path, seed: int = 0) -> dict:
 
 @pytest.fixture
 def release(tmp_path, monkeypatch):
-    """The tiny release on a local server, the registry pointed at it (DCSBENCH_LAOM_BASE_URL),
+    """The tiny release on a local server, the catalogue pointed at it (DCSBENCH_LAOM_BASE_URL),
     the catalogue sized to it, an empty DCSBENCH_HOME."""
     rel = make_release(tmp_path / "release")
     srv = FileServer()
@@ -235,23 +235,23 @@ def _sha(p: Path) -> str:
 
 def test_registry_names_files_and_references():
     """Eight entries, file names as in the authors' data-links.txt, the paper's Table 3
-    references (same as registry.REFERENCES), budgets 2..128, no eval file for clean."""
-    assert sorted(laom.names()) == sorted(f"laom/{t}-{s}" for t in registry.TASKS
+    references (same as catalogue.REFERENCES), budgets 2..128, no eval file for clean."""
+    assert sorted(laom.names()) == sorted(f"laom/{t}-{s}" for t in catalogue.TASKS
                                           for s in ("distractors", "clean"))
     for n in laom.names():
         ds = laom.get(n)
         diff = "scale-easy-video-hard" if ds.setting == "distractors" else "vanilla"
         assert ds.files["train"].file == f"{ds.task}-{diff}-64px-5k.hdf5"
         assert ds.files["train"].trajectories == 5000
-        assert ds.budgets == list(registry.BUDGETS)
+        assert ds.budgets == list(catalogue.BUDGETS)
         assert all(ds.files[f"labeled-{b}"].file == f"{ds.task}-{diff}-labeled-1000x{b}-64px.hdf5"
                    for b in ds.budgets)
         assert ("eval" in ds.files) == (ds.setting == "distractors")
-        assert ds.reference == registry.REFERENCES[(ds.task, ds.setting, "davis")].ret
+        assert ds.reference == catalogue.REFERENCES[(ds.task, ds.setting, "davis")].ret
         assert ds.background_source == "davis" and "authors" in ds.source
         assert 55e9 < ds.files["train"].approx_bytes < 70e9  # "about 60 GB" each
     assert laom.base_urls() == [laom.catalogue()["base_url"]] or os.environ.get(laom.BASE_URL_ENV)
-    with pytest.raises(registry.UnknownNameError, match="laom/cheetah-run-distractors"):
+    with pytest.raises(catalogue.UnknownNameError, match="laom/cheetah-run-distractors"):
         laom.get("laom/cheetah-run-distractor")
     with pytest.raises(ValueError, match="no eval"):
         laom.select_files(laom.get("laom/walker-run-clean"), ["eval"])
@@ -422,7 +422,7 @@ def test_wrong_size_bad_structure_and_known_hash(release, monkeypatch):
     lab2 = files["labeled-2"]["file"]
     size = len(srv.files["/data/" + lab2])
     files["labeled-2"]["bytes"] = size + 100  # the registry knows another size
-    with pytest.raises(laom.DownloadError, match="registry expects"):
+    with pytest.raises(laom.DownloadError, match="catalogue expects"):
         laom.download(NAME, splits=["labeled"], budget=2, convert_after=False, progress=False,
                       log=_quiet())
     assert not (laom.raw_dir() / lab2).exists()
@@ -444,7 +444,7 @@ def test_wrong_size_bad_structure_and_known_hash(release, monkeypatch):
     assert not (laom.raw_dir() / lab4).exists()
     # a labeled file with the wrong number of trajectories
     srv.files["/data/" + lab4] = release["paths"][lab2].read_bytes()
-    with pytest.raises(laom.DownloadError, match="2 trajectories, the registry expects 4"):
+    with pytest.raises(laom.DownloadError, match="2 trajectories, the catalogue expects 4"):
         laom.download(NAME, splits=["labeled"], budget=4, convert_after=False, progress=False,
                       log=_quiet())
 

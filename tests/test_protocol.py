@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 
 import trivial_agents as ta
-from dcsbench import evaluation, protocol, registry
+from dcsbench import evaluation, protocol, catalogue
 from dcsbench.agent import EnvSpec
 from dcsbench.data import make_views_from_arrays
 from dcsbench.results import load_record
@@ -65,7 +65,7 @@ def toy_env(monkeypatch):
 
 def test_waves_keep_per_episode_seeds_exact(toy_env):
     act = lambda obs: np.zeros((len(obs), A), np.float32)  # noqa: E731
-    seeds = list(registry.EVAL_EPISODE_SEEDS[:7])
+    seeds = list(catalogue.EVAL_EPISODE_SEEDS[:7])
     kw = dict(task="cheetah-run", setting="distractors", source="procedural",
               backgrounds="train", episode_length=10, progress=False)
     r1 = evaluation.evaluate_policy(act, seeds=seeds, num_envs=1, **kw)
@@ -153,7 +153,7 @@ def test_runner_writes_a_complete_record(fake_data, tmp_path):
     assert load_record(path) == rec
     assert not (tmp_path / "runs" / protocol.WORK_DIR).exists()      # work folder cleaned up
     assert rec.protocol_compliant is False                            # 3 episodes of 6 steps
-    assert rec.primary.episode_seeds == list(registry.EVAL_EPISODE_SEEDS[:3])
+    assert rec.primary.episode_seeds == list(catalogue.EVAL_EPISODE_SEEDS[:3])
     assert rec.generalization.backgrounds == "novel"
     # facts only: no normalized score in the record (a reference exists; scoring applies it)
     assert rec.record_version == 2 and rec.episode_length == 6
@@ -289,7 +289,7 @@ def test_trivial_agents_score_low_in_real_env(agent):
     spec = EnvSpec("cheetah-run", "distractors", (64, 64, 9), (64, 64, 3), 3, 6)
     agent.fit(None, None, spec, 0, 0, None)
     rets = evaluation.evaluate_policy(agent.act, "cheetah-run", "distractors", "procedural",
-                                      "train", seeds=registry.EVAL_EPISODE_SEEDS[:2], num_envs=2,
+                                      "train", seeds=catalogue.EVAL_EPISODE_SEEDS[:2], num_envs=2,
                                       episode_length=60, progress=False)
     # reward in [0, 1] per step; the expert averages ~0.8/step, these should be near zero
     assert all(0.0 <= r / 60 < 0.1 for r in rets)
@@ -301,9 +301,9 @@ def test_trivial_agents_full_protocol_episodes_score_low(agent):
     spec = EnvSpec("cheetah-run", "distractors", (64, 64, 9), (64, 64, 3), 3, 6)
     agent.fit(None, None, spec, 0, 0, None)
     rets = evaluation.evaluate_policy(agent.act, "cheetah-run", "distractors", "procedural",
-                                      "train", seeds=registry.EVAL_EPISODE_SEEDS[:5], num_envs=5,
+                                      "train", seeds=catalogue.EVAL_EPISODE_SEEDS[:5], num_envs=5,
                                       progress=False)
-    paper_ref = registry.REFERENCES[("cheetah-run", "distractors", "davis")].ret
+    paper_ref = catalogue.REFERENCES[("cheetah-run", "distractors", "davis")].ret
     assert np.mean(rets) / paper_ref < 0.1
 
 

@@ -8,7 +8,7 @@ import math
 import numpy as np
 import pytest
 
-from dcsbench import registry, scoring
+from dcsbench import catalogue, scoring
 from dcsbench.results import ResultRecord, save_record
 
 HASH = "0" * 64
@@ -23,7 +23,7 @@ def make_record(method="m", task="cheetah-run", setting="distractors", tier="tin
         return {"backgrounds": bg, "episode_seeds": list(range(len(rets))), "returns": rets,
                 "mean_return": sum(rets) / len(rets)}
     data = {
-        "protocol_version": registry.PROTOCOL_VERSION, "dcsbench_version": "0.1.0",
+        "protocol_version": catalogue.PROTOCOL_VERSION, "dcsbench_version": "0.1.0",
         "method": {"name": method, "version": "1"}, "task": task, "setting": setting,
         "tier": tier, "source": source, "budget": budget, "seed": seed,
         "dataset": {"name": dataset or f"{task}-{setting}-{tier}", "revision": "local",

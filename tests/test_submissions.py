@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 import submission_factory as sf
-from dcsbench import registry, scoring
+from dcsbench import catalogue, scoring
 from dcsbench.commands import board
 from dcsbench.data.known import (KnownDatasets, add_known, build_from_manifest,
                                      load_known_datasets, read_committed)
@@ -53,7 +53,7 @@ def test_valid_submission_passes_with_coverage(tmp_path, refs, known):
     folder = sf.write_submission(tmp_path / "subs", "good")
     s = validate_submission(folder, known=known)
     assert s.ok, errors(s)
-    assert len(s.records) == len(registry.TASKS) * 3 * 3
+    assert len(s.records) == len(catalogue.TASKS) * 3 * 3
     cov = s.coverage[("distractors", "tiny", "procedural")]
     assert cov.complete and cov.fraction == 1.0
     assert "OK" in format_report(s)
@@ -134,7 +134,7 @@ def test_missing_record_field(sub, known):
 
 
 def test_wrong_protocol_version(sub, known):
-    sf.edit_record(first_record(sub), lambda d: d.update(protocol_version=registry.PROTOCOL_VERSION + 1))
+    sf.edit_record(first_record(sub), lambda d: d.update(protocol_version=catalogue.PROTOCOL_VERSION + 1))
     assert_error(validate_submission(sub, known=known), first_record(sub).name, "protocol_version",
                  "not the current protocol version")
 
@@ -362,7 +362,7 @@ def _real_submissions() -> list[Path]:
 
 def test_committed_known_datasets_file_is_well_formed():
     for build in read_committed():
-        registry.parse_dataset_name(build.name)
+        catalogue.parse_dataset_name(build.name)
         assert len(build.content_hash) == 64 and build.labeled_subset_hashes
 
 
@@ -438,7 +438,7 @@ def test_every_metadata_error_is_reported(sub, known):
 def test_pinned_hub_revision_is_enforced(monkeypatch, tmp_path):
     """A published dataset's records must cite the registry's pinned hub revision."""
     name = sf.dataset_name("cheetah-run")
-    monkeypatch.setitem(registry.HUB_DATASETS, name, registry.HubDataset("org/" + name, "a" * 40, "0" * 64))
+    monkeypatch.setitem(catalogue.HUB_DATASETS, name, catalogue.HubDataset("org/" + name, "a" * 40, "0" * 64))
     known = load_known_datasets(include_local=False, committed=tmp_path / "none.json")
     errs, _ = known.check(name, "b" * 40, sf.content_hash("cheetah-run"),
                           sf.subset_hash("cheetah-run", 2), 2, sf.SOURCE)

@@ -316,9 +316,9 @@ def test_missing_manifest_one_message_everywhere(home, capsys):
 
 def test_missing_manifest_hint_follows_origin(home, monkeypatch):
     root, d = home
-    from dcsbench import registry
+    from dcsbench import catalogue
 
-    monkeypatch.setitem(registry.HUB_DATASETS, NAME, registry.HubDataset(
+    monkeypatch.setitem(catalogue.HUB_DATASETS, NAME, catalogue.HubDataset(
         repo_id="org/x", revision="0" * 40, manifest_sha256="0" * 64))
     (d / fmt.MANIFEST).unlink()
     (d / "origin.json").write_text(json.dumps({"kind": "hub"}))

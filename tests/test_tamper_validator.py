@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 import submission_factory as sf
-from dcsbench import registry, scoring
+from dcsbench import catalogue, scoring
 from dcsbench.results import RECORD_VERSION, RecordError, parse_record
 from dcsbench.submissions import reference_submissions, validate_submission
 from leaderboard.build import aggregate_board, collect
@@ -64,7 +64,7 @@ def test_x50_returns_are_refused(victim, known):
         d["primary"]["returns"] = [50 * r for r in d["primary"]["returns"]]
         d["primary"]["mean_return"] *= 50
     sf.edit_record(rec, x50)
-    assert json.loads(rec.read_text())["primary"]["mean_return"] > registry.EPISODE_LENGTH
+    assert json.loads(rec.read_text())["primary"]["mean_return"] > catalogue.EPISODE_LENGTH
     assert_refused(validate_submission(folder, known=known), rec, "primary", "outside [0, 1000]")
 
 
@@ -211,7 +211,7 @@ def test_label_efficiency_over_common_cells(refs):
     """scoring.label_efficiency(cells=...): each group on exactly the common cells; one lacking
     any gets NaN (not a higher average over fewer budgets)."""
     recs = [sf.make_record(m, "cheetah-run", b, s, q) for m, q, bs in
-            (("bc", 0.4, (2, 8)), ("cherry", 0.95, (8,))) for b in bs for s in registry.OFFICIAL_SEEDS]
+            (("bc", 0.4, (2, 8)), ("cherry", 0.95, (8,))) for b in bs for s in catalogue.OFFICIAL_SEEDS]
     frame = scoring.records_to_frame(recs)
     common = scoring.cells_of(frame[frame["method"] == "bc"])
     _, loose = scoring.label_efficiency(frame, reps=REPS)

@@ -167,13 +167,13 @@ def run_add_known(args: argparse.Namespace) -> int:
     """Add manifests (paths or dataset names in the local cache) to the committed known list."""
     from pathlib import Path
 
-    from dcsbench import registry
+    from dcsbench import catalogue
     from dcsbench.data.known import KNOWN_DATASETS_FILE, add_known, local_manifests
 
     for item in args.manifests:
         path = Path(item)
         if not path.is_file():
-            registry.parse_dataset_name(item)
+            catalogue.parse_dataset_name(item)
             hits = [p for p in local_manifests() if p.parent.name == item]
             if not hits:
                 raise FileNotFoundError(f"no manifest.json for {item!r} in the local cache; build it "

@@ -76,16 +76,16 @@ def register(subparsers) -> None:
 
 def cmd_list(args) -> int:
     """Print every known dataset name with its local / published status."""
-    from dcsbench import registry
+    from dcsbench import catalogue
     from dcsbench.data import store
 
     from dcsbench.data import laom
 
     local = set(store.local_datasets(args.root))
-    names = registry.all_dataset_names() + sorted(local - set(registry.all_dataset_names()))
+    names = catalogue.all_dataset_names() + sorted(local - set(catalogue.all_dataset_names()))
     print(f"{'dataset':40s} {'local':6s} {'hub':40s}")
     for n in names:
-        hub = registry.HUB_DATASETS.get(n)
+        hub = catalogue.HUB_DATASETS.get(n)
         where = f"{hub.repo_id}@{hub.revision[:10]}" if hub else "-"
         if args.remote and hub:
             from dcsbench.data.hub import remote_status
@@ -111,12 +111,12 @@ def cmd_info(args) -> int:
     m = store.read_local_manifest(args.name, args.root)
     where = "local"
     if m is None:
-        from dcsbench import registry
+        from dcsbench import catalogue
         from dcsbench.data.build import missing_manifest_error
         from dcsbench.data.hub import fetch_manifest
 
-        if args.name not in registry.HUB_DATASETS:
-            registry.parse_dataset_name(args.name)  # unknown names: close matches
+        if args.name not in catalogue.HUB_DATASETS:
+            catalogue.parse_dataset_name(args.name)  # unknown names: close matches
             raise missing_manifest_error(args.name, args.root)
         m, repo_id, revision, _ = fetch_manifest(args.name)
         where = f"hub {repo_id}@{revision[:12]}"
@@ -166,11 +166,11 @@ def cmd_verify(args) -> int:
 
 def cmd_build(args) -> int:
     """Collect and write a dataset locally."""
-    from dcsbench import registry
+    from dcsbench import catalogue
     from dcsbench.data.build import build_dataset
 
     d = build_dataset(args.name, root=args.root, policy=args.policy,
-                      episode_length=args.episode_length or registry.EPISODE_LENGTH,
+                      episode_length=args.episode_length or catalogue.EPISODE_LENGTH,
                       n_train=args.n_train, n_eval=args.n_eval, workers=args.workers,
                       source=args.source, davis_dir=args.davis_dir, keep_staging=args.keep_staging)
     print(f"built {args.name} in {d}")
@@ -183,7 +183,7 @@ def cmd_publish(args) -> int:
 
     sha = publish(args.name, args.repo, root=args.root, private=args.private)
     print(f"published {args.name} to {args.repo} at commit {sha}")
-    print("pin it in dcsbench/registry.py HUB_DATASETS:")
+    print("pin it in dcsbench/catalogue.py HUB_DATASETS:")
     print(registry_snippet(args.name, args.repo, sha, root=args.root))
     return 0
 

@@ -7,7 +7,7 @@ import argparse
 
 def register(sub) -> None:
     """Add the experts/collection subcommands to the ``dcsbench`` parser."""
-    from dcsbench import registry
+    from dcsbench import catalogue
 
     p = sub.add_parser(
         "train-expert", help="train a state-based PPO, SAC or CrossQ expert (resumable)",
@@ -15,7 +15,7 @@ def register(sub) -> None:
                     "the same --out folder resumes from its last checkpoint (checkpoints every "
                     "few minutes, at --max-minutes and on SIGTERM/SIGINT). When finished, the "
                     "policy is evaluated and exported to OUT/export/.")
-    p.add_argument("task", help=f"one of {', '.join(registry.TASKS)}")
+    p.add_argument("task", help=f"one of {', '.join(catalogue.TASKS)}")
     p.add_argument("--total-steps", type=int, default=10_000_000,
                    help="environment steps (rounded up to whole rollouts of n_envs x 1000)")
     p.add_argument("--algo", default="ppo", choices=("ppo", "sac", "crossq", "sac-jax"),
@@ -81,14 +81,14 @@ def register(sub) -> None:
                     "64x64 frames are rendered by dcsbench.make_env. Episode i uses seed "
                     "SEED_BASE+i; finished episodes are kept, so re-running resumes.")
     p.add_argument("task")
-    p.add_argument("--setting", default="distractors", help=f"one of {', '.join(registry.SETTINGS)}")
-    p.add_argument("--source", default="procedural", help=f"one of {', '.join(registry.SOURCES)}")
-    p.add_argument("--pool", default="train", help=f"background pool: {', '.join(registry.POOLS)}")
+    p.add_argument("--setting", default="distractors", help=f"one of {', '.join(catalogue.SETTINGS)}")
+    p.add_argument("--source", default="procedural", help=f"one of {', '.join(catalogue.SOURCES)}")
+    p.add_argument("--pool", default="train", help=f"background pool: {', '.join(catalogue.POOLS)}")
     p.add_argument("--episodes", type=int, required=True)
     p.add_argument("--seed-base", type=int, default=None,
                    help="first episode seed (default: the registry's base for train/novel pools)")
     p.add_argument("--workers", type=int, default=1)
-    p.add_argument("--episode-length", type=int, default=registry.EPISODE_LENGTH)
+    p.add_argument("--episode-length", type=int, default=catalogue.EPISODE_LENGTH)
     p.add_argument("--policy", default="expert", choices=("expert", "random"))
     p.add_argument("--davis-dir", default=None)
     p.add_argument("-o", "--out", required=True, help="output folder (episodes/ is created in it)")

@@ -389,10 +389,10 @@ def measure_reference(dataset: str, preset: str | None = "paper", config_file=No
     return is stored as invalid (:func:`reference_verdict` says so on stderr): scores on the
     dataset are then not normalized. Returns ``(record, record_path, references_path)``.
     """
-    from dcsbench import data, registry, scoring
+    from dcsbench import data, catalogue, scoring
     from dcsbench.protocol import evaluate, make_agent, record_path
 
-    name = registry.parse_dataset_name(dataset)
+    name = catalogue.parse_dataset_name(dataset)
     agent = make_agent("bc", config_file, list(overrides), preset)
     preset = getattr(agent, "preset", preset)   # the one chosen for this machine when None
     record = evaluate(agent, str(name), "all", seed, out=out, progress=progress,
@@ -430,11 +430,11 @@ def cmd_quickstart(args: argparse.Namespace) -> int:
     """``dcsbench quickstart``: tiny dataset -> one baseline run -> score table."""
     import time
 
-    from dcsbench import registry
+    from dcsbench import catalogue
     from dcsbench.protocol import evaluate, make_agent, record_path
 
     t0 = time.perf_counter()
-    name = registry.parse_dataset_name(args.dataset)
+    name = catalogue.parse_dataset_name(args.dataset)
     budget = args.budget if args.budget is not None else name.tier_spec.budgets[0]
     _ensure_dataset(str(name), args.root)
     agent = make_agent(args.method, overrides=args.overrides, preset="tiny")

@@ -21,7 +21,7 @@ from typing import Callable
 
 import numpy as np
 
-from dcsbench import __version__, registry
+from dcsbench import __version__, catalogue
 from dcsbench.data import cache as cache_mod
 from dcsbench.data import format as fmt
 from dcsbench.paths import default_root  # noqa: F401  (re-exported: data.build.default_root)
@@ -57,7 +57,7 @@ def rebuild_hint(name: str, origin: dict | None = None) -> str:
     ``dcsbench download NAME`` for a Hub download (or a published dataset of unknown origin),
     ``dcsbench import-hdf5 ... --name NAME`` for an HDF5 import, else ``dcsbench build NAME``."""
     kind = (origin or {}).get("kind")
-    if kind == "hub" or (kind is None and name in registry.HUB_DATASETS):
+    if kind == "hub" or (kind is None and name in catalogue.HUB_DATASETS):
         return f"`dcsbench download {name}`"
     if kind == "hdf5":
         return f"`dcsbench import-hdf5 FILE --name {name}` (the original HDF5 file)"
@@ -193,13 +193,13 @@ def write_dataset(final_dir: Path, *, name: str, task: str, setting: str, tier: 
         if len(dims) != 1:
             raise ValueError(f"splits disagree on action/state sizes: {sorted(dims)}")
         action_dim, state_dim = dims.pop()
-        budgets = registry.TIERS[tier].budgets if budgets is None else budgets
+        budgets = catalogue.TIERS[tier].budgets if budgets is None else budgets
         manifest = {
             "format": "dcsbench-dataset", "format_version": fmt.FORMAT_VERSION,
-            "protocol_version": registry.PROTOCOL_VERSION, "dcsbench_version": __version__,
+            "protocol_version": catalogue.PROTOCOL_VERSION, "dcsbench_version": __version__,
             "name": name, "task": task, "setting": setting, "tier": tier, "source": source,
             "protocol_compliant": bool(protocol_compliant), "policy": policy,
-            "frame_shape": list(fmt.FRAME_SHAPE), "frame_stack": registry.FRAME_STACK,
+            "frame_shape": list(fmt.FRAME_SHAPE), "frame_stack": catalogue.FRAME_STACK,
             "action_dim": action_dim, "state_dim": state_dim,
             "splits": {s: {k: v for k, v in e.items() if k not in ("action_dim", "state_dim")}
                        for s, e in entries.items()},
@@ -249,7 +249,7 @@ def _policy_info(task: str, policy) -> dict:
 
 
 def build_dataset(name: str, root: str | os.PathLike | None = None, policy="expert",
-                  episode_length: int = registry.EPISODE_LENGTH, n_train: int | None = None,
+                  episode_length: int = catalogue.EPISODE_LENGTH, n_train: int | None = None,
                   n_eval: int | None = None, workers: int = 1, source: str = "procedural",
                   davis_dir: str | None = None, progress: bool = True,
                   keep_staging: bool = False) -> Path:
@@ -271,20 +271,20 @@ def build_dataset(name: str, root: str | os.PathLike | None = None, policy="expe
     """
     from dcsbench.data.collect import collect_episodes, read_staged_episode
 
-    dn = registry.parse_dataset_name(name)
-    registry.check_choice("source", source, registry.SOURCES)
+    dn = catalogue.parse_dataset_name(name)
+    catalogue.check_choice("source", source, catalogue.SOURCES)
     spec = dn.tier_spec
     n_train = spec.n_train if n_train is None else int(n_train)
     n_eval = spec.n_eval if n_eval is None else int(n_eval)
-    if n_train < 1 or n_eval < 1 or episode_length < registry.FRAME_STACK + 1:
+    if n_train < 1 or n_eval < 1 or episode_length < catalogue.FRAME_STACK + 1:
         raise ValueError("n_train, n_eval must be >= 1 and episode_length >= 4")
     pol = _policy_info(dn.task, policy)
-    compliant = (pol["kind"] == "expert" and episode_length == registry.EPISODE_LENGTH
+    compliant = (pol["kind"] == "expert" and episode_length == catalogue.EPISODE_LENGTH
                  and n_train == spec.n_train and n_eval == spec.n_eval)
     config = {"name": str(dn), "policy": pol, "episode_length": episode_length, "source": source}
     staging = default_root(root) / "staging" / f"{dn}-{fmt.sha256_json(config)[:12]}"
-    seeds = {"train": [registry.SPLIT_SEED_BASE["train"] + i for i in range(n_train)],
-             "eval": [registry.SPLIT_SEED_BASE["eval"] + i for i in range(n_eval)]}
+    seeds = {"train": [catalogue.SPLIT_SEED_BASE["train"] + i for i in range(n_train)],
+             "eval": [catalogue.SPLIT_SEED_BASE["eval"] + i for i in range(n_eval)]}
     pools = {"train": "train", "eval": "novel"}
     sources = {}
     for split in fmt.SPLITS:

@@ -33,7 +33,7 @@ from pathlib import Path
 
 import numpy as np
 
-from dcsbench import registry
+from dcsbench import catalogue
 
 KEYS = ("obs", "actions", "rewards", "states", "seed")
 
@@ -47,9 +47,9 @@ _ZIP_DATE = (1980, 1, 1, 0, 0, 0)
 
 
 def default_seed_base(pool: str) -> int:
-    """First episode seed for a background pool: the registry's train/eval split bases."""
-    registry.check_choice("background pool", pool, registry.POOLS)
-    return registry.SPLIT_SEED_BASE["train" if pool == "train" else "eval"]
+    """First episode seed for a background pool: the catalogue's train/eval split bases."""
+    catalogue.check_choice("background pool", pool, catalogue.POOLS)
+    return catalogue.SPLIT_SEED_BASE["train" if pool == "train" else "eval"]
 
 
 def episode_path(out_dir: str | os.PathLike, seed: int) -> Path:
@@ -98,7 +98,7 @@ def read_staged_episode(path: str | os.PathLike) -> dict:
         raise ValueError(f"{path}: unreadable staged episode ({err})") from None
     obs, act, rew, st = ep["obs"], ep["actions"], ep["rewards"], ep["states"]
     t = obs.shape[0] if obs.ndim else -1
-    size = registry.IMAGE_SIZE
+    size = catalogue.IMAGE_SIZE
     checks = [
         (obs.dtype == np.uint8 and obs.shape[1:] == (size, size, 3), f"obs {obs.dtype} {obs.shape}"),
         (act.dtype == np.float32 and act.ndim == 2 and act.shape[0] == t, f"actions {act.dtype} {act.shape}"),
@@ -258,7 +258,7 @@ def _policy_id(task: str, policy) -> str:
 
 def collect_episodes(task: str, setting: str, source: str, pool: str, seeds, out_dir,
                      workers: int = 1, davis_dir=None, policy="expert",
-                     episode_length: int = registry.EPISODE_LENGTH, progress: bool = True) -> list[Path]:
+                     episode_length: int = catalogue.EPISODE_LENGTH, progress: bool = True) -> list[Path]:
     """Collect one staged episode per seed into ``out_dir/episodes`` (resumable).
 
     Args:
@@ -280,10 +280,10 @@ def collect_episodes(task: str, setting: str, source: str, pool: str, seeds, out
     from filelock import FileLock, Timeout
     from tqdm import tqdm
 
-    registry.check_choice("task", task, registry.TASKS)
-    registry.check_choice("setting", setting, registry.SETTINGS)
-    registry.check_choice("source", source, registry.SOURCES)
-    registry.check_choice("background pool", pool, registry.POOLS)
+    catalogue.check_choice("task", task, catalogue.TASKS)
+    catalogue.check_choice("setting", setting, catalogue.SETTINGS)
+    catalogue.check_choice("source", source, catalogue.SOURCES)
+    catalogue.check_choice("background pool", pool, catalogue.POOLS)
     seeds = [int(s) for s in seeds]
     if len(set(seeds)) != len(seeds) or any(s < 0 for s in seeds):
         raise ValueError("episode seeds must be distinct non-negative integers")

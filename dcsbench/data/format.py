@@ -39,7 +39,7 @@ from typing import Iterable, Iterator
 
 import numpy as np
 
-from dcsbench import registry
+from dcsbench import catalogue
 
 #: Version of this on-disk format (bumped on incompatible layout changes).
 FORMAT_VERSION = 1
@@ -48,7 +48,7 @@ FORMAT_VERSION = 1
 SPLITS: tuple[str, ...] = ("train", "eval")
 
 #: Frame shape (H, W, C), uint8.
-FRAME_SHAPE = (registry.IMAGE_SIZE, registry.IMAGE_SIZE, 3)
+FRAME_SHAPE = (catalogue.IMAGE_SIZE, catalogue.IMAGE_SIZE, 3)
 FRAME_BYTES = int(np.prod(FRAME_SHAPE))
 
 #: zstd level of the shards. Measured on 300 real cheetah-run frames (benchmarks/RESULTS-data.md):
@@ -111,7 +111,7 @@ def combine_hashes(split_hashes: dict[str, str]) -> str:
 # Labeled subsets
 
 
-def labeled_permutation(n_train: int, seed: int = registry.LABELED_PERMUTATION_SEED) -> list[int]:
+def labeled_permutation(n_train: int, seed: int = catalogue.LABELED_PERMUTATION_SEED) -> list[int]:
     """The published permutation of train-trajectory ids; ``labeled-{B}`` is its first B entries."""
     return [int(i) for i in np.random.default_rng(seed).permutation(n_train)]
 
@@ -129,7 +129,7 @@ def labeled_subsets(n_train: int, budgets: Iterable[int]) -> dict:
         if b <= n_train:
             ids = perm[:b]
             out[str(b)] = {"ids": ids, "sha256": labeled_subset_hash(b, ids)}
-    return {"permutation_seed": registry.LABELED_PERMUTATION_SEED, "budgets": out}
+    return {"permutation_seed": catalogue.LABELED_PERMUTATION_SEED, "budgets": out}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -289,7 +289,7 @@ def load_manifest(path: str | Path) -> dict:
 
 
 def manifest_text(manifest: dict) -> str:
-    """Canonical text of a manifest (what is hashed and pinned in the registry)."""
+    """Canonical text of a manifest (what is hashed and pinned in the catalogue)."""
     return json.dumps(manifest, indent=1, sort_keys=True) + "\n"
 
 

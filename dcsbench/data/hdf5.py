@@ -39,7 +39,7 @@ from pathlib import Path
 
 import numpy as np
 
-from dcsbench import registry
+from dcsbench import catalogue
 from dcsbench.data import format as fmt
 from dcsbench.data.build import SplitSource, dataset_dir, write_dataset
 
@@ -204,7 +204,7 @@ def release_subset_problems(m: dict) -> list[str]:
     distinct train ids in range, its sha256 must be :func:`~dcsbench.data.format.labeled_subset_hash`
     of them, the flat ``labeled_subset_hashes`` map must agree, each budget must name the labeled
     file it came from (also in ``policy.import.labeled``), ``nested`` must be true to the ids, and
-    where the registry data knows a subset's hash (``labeled_ids_sha256`` of the release file,
+    where the catalogue data knows a subset's hash (``labeled_ids_sha256`` of the release file,
     filled in once measured) it must match. For manifest checks (``integrity.manifest_problems``).
     """
     out = []
@@ -292,9 +292,9 @@ def import_hdf5(file: str | Path, name: str, task: str | None = None, setting: s
 
     Args:
         file: HDF5 file of the training trajectories.
-        name: dataset name (lowercase letters, digits, ``.-_``); if it is a registry name
+        name: dataset name (lowercase letters, digits, ``.-_``); if it is a catalogue name
             ``{task}-{setting}-{tier}``, task and setting are taken from it.
-        task, setting: required when ``name`` is not a registry name.
+        task, setting: required when ``name`` is not a catalogue name.
         source: background source the data was rendered with (the paper used DAVIS).
         eval_file: HDF5 file of novel-background trajectories for the ``eval`` split (optional).
         root: cache root.
@@ -319,15 +319,15 @@ def import_hdf5(file: str | Path, name: str, task: str | None = None, setting: s
         raise ValueError(f"dataset name {name!r}: use lowercase letters, digits, '.', '-', '_' (max 64)")
     name_tier = "import"
     try:
-        dn = registry.parse_dataset_name(name)
+        dn = catalogue.parse_dataset_name(name)
         task, setting, name_tier = task or dn.task, setting or dn.setting, dn.tier
-    except registry.UnknownNameError:
+    except catalogue.UnknownNameError:
         if task is None or setting is None:
-            raise ValueError(f"{name!r} is not a registry dataset name: pass --task and --setting") from None
+            raise ValueError(f"{name!r} is not a catalogue dataset name: pass --task and --setting") from None
     tier = tier or name_tier
-    registry.check_choice("task", task, registry.TASKS)
-    registry.check_choice("setting", setting, registry.SETTINGS)
-    registry.check_choice("source", source, registry.SOURCES)
+    catalogue.check_choice("task", task, catalogue.TASKS)
+    catalogue.check_choice("setting", setting, catalogue.SETTINGS)
+    catalogue.check_choice("source", source, catalogue.SOURCES)
     sha256s = dict(sha256s or {})
 
     files = {"train": Path(file)}
@@ -341,7 +341,7 @@ def import_hdf5(file: str | Path, name: str, task: str | None = None, setting: s
         splits, info = {}, {}
         for s, f in handles.items():
             keys = _group_keys(f)
-            base = registry.SPLIT_SEED_BASE[s]
+            base = catalogue.SPLIT_SEED_BASE[s]
             has_seeds = "seed" in f[keys[0]].attrs
             seeds = [int(np.asarray(f[k].attrs.get("seed", base + i)).item()) for i, k in enumerate(keys)]
             splits[s] = SplitSource("train" if s == "train" else "novel", seeds,
@@ -365,7 +365,7 @@ def import_hdf5(file: str | Path, name: str, task: str | None = None, setting: s
         shutil.rmtree(staging, ignore_errors=True)
         write_dataset(staging, name=name, task=task, setting=setting, tier=tier,
                       source=source, policy=policy, protocol_compliant=False, splits=splits,
-                      budgets=registry.BUDGETS if subsets is None else [],
+                      budgets=catalogue.BUDGETS if subsets is None else [],
                       origin={"kind": "hdf5", "revision": f"hdf5:{info['train']['sha256'][:12]}"},
                       progress=progress)
         if subsets is not None:

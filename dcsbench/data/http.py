@@ -166,7 +166,7 @@ def download_file(url: str, dest: Path, expected_bytes: int | None = None,
                         have, mode = 0, "wb"
                         hasher, hashed = hashlib.sha256(), 0
                     if expected_bytes is not None and total is not None and total != expected_bytes:
-                        raise DownloadError(f"{dest.name}: the server has {total:,} bytes, the registry "
+                        raise DownloadError(f"{dest.name}: the server has {total:,} bytes, the catalogue "
                                             f"expects {expected_bytes:,} (wrong file or changed release; "
                                             f"check {url})")
                     meta_p.write_text(json.dumps({"url": url, "etag": r.headers.get("ETag"),
@@ -204,7 +204,7 @@ def download_file(url: str, dest: Path, expected_bytes: int | None = None,
         break
     size = part.stat().st_size
     if expected_bytes is not None and size != expected_bytes:
-        raise DownloadError(f"{dest.name}: {size:,} bytes, the registry expects {expected_bytes:,}")
+        raise DownloadError(f"{dest.name}: {size:,} bytes, the catalogue expects {expected_bytes:,}")
     if check is not None:
         try:
             check(part)

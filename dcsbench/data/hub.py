@@ -1,20 +1,20 @@
 """Hugging Face Hub hosting: publish a dataset folder, download one by name (pinned, verified).
 
 * :func:`download` fetches ``manifest.json`` then the shards of the requested splits with
-  ``huggingface_hub.hf_hub_download`` at the registry's **pinned commit** (never a branch), into
+  ``huggingface_hub.hf_hub_download`` at the catalogue's **pinned commit** (never a branch), into
   the standard Hugging Face cache. Resumable per file: files already downloaded are reused by
   the next call, and within one call huggingface_hub retries a dropped connection with a Range
   request (from its last full 10 MB chunk); a file cut by a killed process restarts from zero
   (huggingface_hub 2.x downloads into a process-unique temp file).
   Every file is checked against the sha256 in the manifest (and the manifest against the sha256
-  pinned in the registry); a mismatch is re-fetched once with ``force_download=True`` and then
+  pinned in the catalogue); a mismatch is re-fetched once with ``force_download=True`` and then
   reported with the file name. The shards are then decoded into the local memory-mapped cache,
   whose content hash must equal the manifest's. Only then does the split count as present.
 * Offline (``HF_HUB_OFFLINE=1``): only the Hugging Face cache is used, and a missing file is
   reported by name.
 * :func:`publish` uploads ``README.md``, ``manifest.json``, ``data/*.parquet`` and the preview
   ``preview/*.parquet`` in one commit (``HfApi.create_commit``) and returns the commit sha to pin
-  in ``registry.HUB_DATASETS``.
+  in ``catalogue.HUB_DATASETS``.
 * :func:`build_preview` writes the small ``preview`` config: the dataset viewer and ``datasets``
   show the lossless ``obs`` column as 12,288 raw bytes, so a few evenly spaced frames per
   trajectory are also stored as PNG images with an ``Image`` feature (``datasets`` decodes them to
@@ -34,7 +34,7 @@ import shutil
 import sys
 from pathlib import Path
 
-from dcsbench import registry
+from dcsbench import catalogue
 from dcsbench.data import cache as cache_mod
 from dcsbench.data import format as fmt
 from dcsbench.data.build import dataset_dir, missing_manifest_error
@@ -71,13 +71,13 @@ def _endpoint() -> str | None:
 
 
 def resolve_location(name: str, repo_id: str | None = None, revision: str | None = None):
-    """``(repo_id, revision, manifest_sha256 or None)`` of a dataset: the registry entry unless
+    """``(repo_id, revision, manifest_sha256 or None)`` of a dataset: the catalogue entry unless
     both ``repo_id`` and ``revision`` are given explicitly."""
-    entry = registry.HUB_DATASETS.get(name)
+    entry = catalogue.HUB_DATASETS.get(name)
     if repo_id is None or revision is None:
         if entry is None:
-            registry.parse_dataset_name(name)  # unknown names raise with close matches
-            published = ", ".join(sorted(registry.HUB_DATASETS)) or "none yet"
+            catalogue.parse_dataset_name(name)  # unknown names raise with close matches
+            published = ", ".join(sorted(catalogue.HUB_DATASETS)) or "none yet"
             raise FileNotFoundError(
                 f"dataset {name!r} is not published on the Hub (published: {published}); build it "
                 f"locally with `dcsbench build {name}`, or pass --repo and --revision")
@@ -145,7 +145,7 @@ def download(name: str, splits=None, root=None, repo_id: str | None = None,
     """Download, verify and cache dataset ``name``; returns the local dataset folder.
 
     Args:
-        name: dataset name (registry entry gives repo and pinned revision).
+        name: dataset name (catalogue entry gives repo and pinned revision).
         splits: splits to fetch (default: all of ``train`` and ``eval``).
         root: cache root for the memory-mapped arrays (default ``$DCSBENCH_HOME``).
         repo_id, revision: explicit Hub location (for unregistered repos; revision should be a
@@ -157,9 +157,9 @@ def download(name: str, splits=None, root=None, repo_id: str | None = None,
     log = log or (lambda msg: print(msg, file=sys.stderr))
     splits = list(fmt.SPLITS if splits is None else splits)
     for s in splits:
-        registry.check_choice("split", s, fmt.SPLITS)
+        catalogue.check_choice("split", s, fmt.SPLITS)
     manifest, repo_id, revision, mpath = fetch_manifest(name, repo_id, revision)
-    if manifest["name"] != name and name in registry.HUB_DATASETS:
+    if manifest["name"] != name and name in catalogue.HUB_DATASETS:
         raise IntegrityError(f"{repo_id}@{revision[:12]} holds {manifest['name']!r}, not {name!r}")
     offline = is_offline()
     d = dataset_dir(name, root)
@@ -318,7 +318,7 @@ def publish(name: str, repo_id: str, root=None, private: bool = False, token: st
     Shards are checked against the manifest before anything is sent. The preview config
     (:func:`build_preview`) is built first when the local cache allows it, and the card uploaded
     names ``repo_id`` in its loading snippet. Returns the commit sha: pin it (with the manifest
-    sha256) in :data:`dcsbench.registry.HUB_DATASETS`.
+    sha256) in :data:`dcsbench.catalogue.HUB_DATASETS`.
     """
     from huggingface_hub import CommitOperationAdd, HfApi
 
@@ -351,7 +351,7 @@ def publish(name: str, repo_id: str, root=None, private: bool = False, token: st
 
 
 def registry_snippet(name: str, repo_id: str, revision: str, root=None) -> str:
-    """The ``HUB_DATASETS`` line to add to ``dcsbench/registry.py`` after publishing."""
+    """The ``HUB_DATASETS`` line to add to ``dcsbench/catalogue.py`` after publishing."""
     msha = fmt.sha256_file(dataset_dir(name, root) / fmt.MANIFEST)
     return (f'    "{name}": HubDataset(repo_id="{repo_id}",\n'
             f'        revision="{revision}",\n        manifest_sha256="{msha}"),')
@@ -361,7 +361,7 @@ def remote_status(name: str) -> dict:
     """Query the Hub for a published dataset's files at its pinned revision (for ``list --remote``)."""
     from huggingface_hub import HfApi
 
-    entry = registry.HUB_DATASETS[name]
+    entry = catalogue.HUB_DATASETS[name]
     api = HfApi(endpoint=_endpoint())
     files = [f for f in api.list_repo_tree(entry.repo_id, repo_type=REPO_TYPE, revision=entry.revision,
                                            recursive=True) if getattr(f, "size", None) is not None]

@@ -2,7 +2,7 @@
 
 :func:`checked_manifest` reads ``manifest.json`` and refuses it (:class:`DatasetIntegrityError`,
 naming the file) unless it matches its record of origin (``origin.json``: the sha256 recorded at
-build or download), the registry's Hub pin, the committed known builds
+build or download), the catalogue's Hub pin, the committed known builds
 (``registry_data/known_datasets.json``) and its own consistency (:func:`manifest_problems`:
 labeled ids recomputed from the published permutation, counts, lengths, hashes, a compliance
 claim).
@@ -14,7 +14,7 @@ import hashlib
 import json
 from pathlib import Path
 
-from dcsbench import registry
+from dcsbench import catalogue
 from dcsbench.data import format as fmt
 from dcsbench.data.build import dataset_dir, missing_manifest_error, rebuild_hint
 
@@ -33,14 +33,14 @@ class DatasetIntegrityError(ValueError):
 def manifest_problems(name: str, m: dict) -> list[str]:
     """What is inconsistent in manifest ``m`` of dataset ``name`` (empty when nothing is).
 
-    Checks: name (and task/setting/tier for registry names), frame shape/stack, dimensions;
+    Checks: name (and task/setting/tier for catalogue names), frame shape/stack, dimensions;
     per split: ``n_trajectories`` = number of ``lengths`` = of ``seeds`` = of per-trajectory
     returns, positive lengths, ``trajectory_length`` = max(lengths); the dataset content hash =
     combination of the split hashes; the labeled subsets: permutation seed, and for every budget
     B: ``1 <= B <= n_train``, ids = the first B of :func:`dcsbench.data.format.labeled_permutation`,
     hash = :func:`dcsbench.data.format.labeled_subset_hash`, the flat ``labeled_subset_hashes``
     map equal; a ``protocol_compliant`` claim: expert policy, the tier's sizes and budgets, every
-    trajectory ``registry.EPISODE_LENGTH`` steps.
+    trajectory ``catalogue.EPISODE_LENGTH`` steps.
     """
     out: list[str] = []
     try:
@@ -53,16 +53,16 @@ def _manifest_problems(name: str, m: dict, out: list[str]) -> list[str]:
     if m.get("name") != name:
         out.append(f"names dataset {m.get('name')!r}, not {name!r}")
     try:
-        dn = registry.parse_dataset_name(name)
+        dn = catalogue.parse_dataset_name(name)
     except ValueError:
-        dn = None  # imported datasets may have names outside the registry
+        dn = None  # imported datasets may have names outside the catalogue
     if dn is not None:
         for k in ("task", "setting", "tier"):
             if m.get(k) != getattr(dn, k):
                 out.append(f"{k} {m.get(k)!r} does not match the name {name!r}")
-    if list(m["frame_shape"]) != list(fmt.FRAME_SHAPE) or m.get("frame_stack") != registry.FRAME_STACK:
+    if list(m["frame_shape"]) != list(fmt.FRAME_SHAPE) or m.get("frame_stack") != catalogue.FRAME_STACK:
         out.append(f"frame_shape {m['frame_shape']} / frame_stack {m.get('frame_stack')} are not "
-                   f"{list(fmt.FRAME_SHAPE)} / {registry.FRAME_STACK}")
+                   f"{list(fmt.FRAME_SHAPE)} / {catalogue.FRAME_STACK}")
     for k in ("action_dim", "state_dim"):
         if not isinstance(m.get(k), int) or isinstance(m.get(k), bool) or m[k] < 1:
             out.append(f"{k} {m.get(k)!r} is not a positive integer")
@@ -97,9 +97,9 @@ def _manifest_problems(name: str, m: dict, out: list[str]) -> list[str]:
         from dcsbench.data.hdf5 import release_subset_problems
 
         out += release_subset_problems(m)
-    elif subsets.get("permutation_seed") != registry.LABELED_PERMUTATION_SEED:
+    elif subsets.get("permutation_seed") != catalogue.LABELED_PERMUTATION_SEED:
         out.append(f"labeled_subsets.permutation_seed {subsets.get('permutation_seed')} is not the "
-                   f"published {registry.LABELED_PERMUTATION_SEED}")
+                   f"published {catalogue.LABELED_PERMUTATION_SEED}")
     perm = fmt.labeled_permutation(n_train)
     flat = m.get("labeled_subset_hashes")
     release = subsets.get("kind") == "laom-release"
@@ -122,7 +122,7 @@ def _manifest_problems(name: str, m: dict, out: list[str]) -> list[str]:
     if m.get("protocol_compliant") is True:
         why = []
         if dn is None:
-            why.append("the name is not a registry dataset")
+            why.append("the name is not a catalogue dataset")
         else:
             tier = dn.tier_spec
             n_eval = len(splits.get("eval", {}).get("lengths", []))
@@ -131,8 +131,8 @@ def _manifest_problems(name: str, m: dict, out: list[str]) -> list[str]:
             if n_train != tier.n_train or n_eval != tier.n_eval:
                 why.append(f"{n_train} train / {n_eval} eval trajectories, the tier has "
                            f"{tier.n_train} / {tier.n_eval}")
-            if any(t != registry.EPISODE_LENGTH for e in splits.values() for t in e["lengths"]):
-                why.append(f"not every trajectory has {registry.EPISODE_LENGTH} steps")
+            if any(t != catalogue.EPISODE_LENGTH for e in splits.values() for t in e["lengths"]):
+                why.append(f"not every trajectory has {catalogue.EPISODE_LENGTH} steps")
             want = {str(b) for b in tier.budgets if b <= n_train}
             if set(map(str, subsets["budgets"])) != want:
                 why.append(f"budgets {sorted(subsets['budgets'], key=int)} are not the tier's "
@@ -143,7 +143,7 @@ def _manifest_problems(name: str, m: dict, out: list[str]) -> list[str]:
 
 
 def _origin_problems(name: str, raw: bytes, m: dict, origin: dict) -> list[str]:
-    """The manifest against its record of origin, the registry pin and the committed known builds."""
+    """The manifest against its record of origin, the catalogue pin and the committed known builds."""
     out = []
     sha = hashlib.sha256(raw).hexdigest()
     if not origin:
@@ -151,10 +151,10 @@ def _origin_problems(name: str, raw: bytes, m: dict, origin: dict) -> list[str]:
     elif origin.get("manifest_sha256") != sha:
         out.append("its sha256 differs from the one origin.json recorded when the dataset was "
                    "built or downloaded (edited since)")
-    pin = registry.HUB_DATASETS.get(name)
+    pin = catalogue.HUB_DATASETS.get(name)
     if pin is not None and origin.get("kind") == "hub" and origin.get("revision") == pin.revision \
             and pin.manifest_sha256 != sha:
-        out.append(f"its sha256 is not the one pinned for {name} in registry.HUB_DATASETS")
+        out.append(f"its sha256 is not the one pinned for {name} in catalogue.HUB_DATASETS")
     try:
         from dcsbench.data.known import read_committed
 

@@ -7,8 +7,8 @@ come from three places, in order of authority:
 
 1. ``dcsbench/registry_data/known_datasets.json`` - committed to this repository: the hashes of
    every dataset that results on the leaderboard may use (hub-published datasets and the
-   deterministic local builds of the tiny tier). CI reads only this file and the registry.
-2. :data:`dcsbench.registry.HUB_DATASETS` - pinned hub revisions of published datasets (the
+   deterministic local builds of the tiny tier). CI reads only this file and the catalogue.
+2. :data:`dcsbench.catalogue.HUB_DATASETS` - pinned hub revisions of published datasets (the
    revision must match; hashes come from 1. or from the verified manifest in 3.).
 3. Manifests of datasets built or downloaded into the local cache (``$DCSBENCH_HOME``). Useful
    to check your own records before submitting; CI does not have them, so a build known only
@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable
 
-from dcsbench import registry
+from dcsbench import catalogue
 from dcsbench.fileio import atomic_write_text
 
 #: The committed list of known dataset builds.
@@ -216,7 +216,7 @@ def read_committed(path: str | os.PathLike = KNOWN_DATASETS_FILE) -> list[KnownB
     data = _read_json(path, MAX_MANIFEST_BYTES)
     out = []
     for name, entries in (data.get("datasets") or {}).items():
-        registry.parse_dataset_name(name)
+        catalogue.parse_dataset_name(name)
         for e in entries:
             out.append(KnownBuild(
                 name=name, revision=str(e["revision"]), source=str(e["source"]),
@@ -254,7 +254,7 @@ def load_known_datasets(include_local: bool = True, root: str | os.PathLike | No
         root: cache root to scan for manifests.
         committed: path of the committed known-datasets JSON.
     """
-    known = KnownDatasets(hub_revisions={n: h.revision for n, h in registry.HUB_DATASETS.items()})
+    known = KnownDatasets(hub_revisions={n: h.revision for n, h in catalogue.HUB_DATASETS.items()})
     for b in read_committed(committed):
         known.add(b)
     if include_local:
@@ -264,10 +264,10 @@ def load_known_datasets(include_local: bool = True, root: str | os.PathLike | No
                 if not isinstance(manifest, dict):
                     continue
                 build = build_from_manifest(manifest, str(path), manifest_revision(path))
-                registry.parse_dataset_name(build.name)
+                catalogue.parse_dataset_name(build.name)
             except (ValueError, KeyError, TypeError, UnicodeDecodeError):
                 continue  # not a dcsbench dataset manifest
-            hub = registry.HUB_DATASETS.get(build.name)
+            hub = catalogue.HUB_DATASETS.get(build.name)
             if hub is not None and hashlib.sha256(path.read_bytes()).hexdigest() == hub.manifest_sha256:
                 build = KnownBuild(**{**build.__dict__, "origin": "hub"})
             known.add(build)
@@ -283,7 +283,7 @@ def add_known(manifest_path: str | os.PathLike,
     manifest_path = Path(manifest_path)
     build = build_from_manifest(_read_json(manifest_path, MAX_MANIFEST_BYTES), str(manifest_path),
                                 manifest_revision(manifest_path))
-    registry.parse_dataset_name(build.name)
+    catalogue.parse_dataset_name(build.name)
     if not build.protocol:
         raise ValueError(f"{manifest_path}: the build is marked non-protocol; only protocol "
                          "builds may be listed as known")

@@ -28,17 +28,17 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from dcsbench import registry
+from dcsbench import catalogue as cat  # `catalogue()` below is this module's own
 from dcsbench.data.build import dataset_dir, default_root
 from dcsbench.data.http import DownloadError, InsufficientSpaceError  # noqa: F401 - re-exported
 
-#: The registry data file (one place for names, URLs, sizes, hashes, references).
+#: The catalogue data file (one place for names, URLs, sizes, hashes, references).
 DATA_FILE = Path(__file__).resolve().parents[1] / "registry_data" / "laom_datasets.json"
 
 #: Environment variable overriding the authors' base URL (comma-separated mirrors allowed).
 BASE_URL_ENV = "DCSBENCH_LAOM_BASE_URL"
 
-#: Prefix of the registry names.
+#: Prefix of the catalogue names.
 PREFIX = "laom/"
 
 #: The kinds of file a dataset can have; ``labeled`` stands for every ``labeled-{B}``.
@@ -86,10 +86,10 @@ class LaomFile:
 
 @dataclass(frozen=True)
 class LaomDataset:
-    """One registry entry ``laom/{task}-{setting}``.
+    """One catalogue entry ``laom/{task}-{setting}``.
 
     Attributes:
-        name: registry name, e.g. ``laom/cheetah-run-distractors``.
+        name: catalogue name, e.g. ``laom/cheetah-run-distractors``.
         task, setting: dcsbench task and setting (``distractors`` = the paper's
             ``scale_easy_video_hard``, ``clean`` = ``vanilla``).
         difficulty: the authors' DCS difficulty name.
@@ -139,7 +139,7 @@ def catalogue() -> dict:
 
 
 def names() -> list[str]:
-    """The registry names of the paper's datasets, e.g. ``laom/cheetah-run-distractors``."""
+    """The catalogue names of the paper's datasets, e.g. ``laom/cheetah-run-distractors``."""
     return list(catalogue()["datasets"])
 
 
@@ -149,7 +149,7 @@ def is_laom_name(name: str) -> bool:
 
 
 def get(name: str) -> LaomDataset:
-    """The entry of ``name``; unknown names raise :class:`registry.UnknownNameError` with close
+    """The entry of ``name``; unknown names raise :class:`dcsbench.catalogue.UnknownNameError` with close
     matches."""
     doc = catalogue()
     e = doc["datasets"].get(name)
@@ -157,7 +157,7 @@ def get(name: str) -> LaomDataset:
         valid = names()
         close = difflib.get_close_matches(str(name), valid, n=3, cutoff=0.5)
         hint = f" Did you mean {', '.join(repr(c) for c in close)}?" if close else ""
-        raise registry.UnknownNameError(f"unknown paper dataset {name!r}.{hint} Known: {', '.join(valid)}")
+        raise cat.UnknownNameError(f"unknown paper dataset {name!r}.{hint} Known: {', '.join(valid)}")
     files = {k: LaomFile(k, v["file"], int(v["trajectories"]), v.get("bytes"), int(v["approx_bytes"]),
                          v.get("sha256")) for k, v in e["files"].items()}
     return LaomDataset(name, e["task"], e["setting"], e["difficulty"], float(e["reference"]["return"]),
@@ -188,7 +188,7 @@ def select_files(ds: LaomDataset, splits=None, budget: int | None = None) -> lis
     is an error; so is a budget the release does not have."""
     splits = list(SPLIT_CHOICES if splits is None else splits)
     for s in splits:
-        registry.check_choice("split", s, SPLIT_CHOICES)
+        cat.check_choice("split", s, SPLIT_CHOICES)
     if budget is not None and int(budget) not in ds.budgets:
         raise ValueError(f"{ds.name}: no labeled file for budget {budget} (released: "
                          f"{', '.join(map(str, ds.budgets))})")

@@ -13,7 +13,7 @@
   against the known hash) and only then renamed into place;
 * the sha256 of every complete file is recorded in ``raw/laom/hashes.json`` on first download and
   checked on every later call (re-hashed whenever the file's size or mtime changed, or with
-  ``verify=True``); known hashes can be added to the registry data file later;
+  ``verify=True``); known hashes can be added to the catalogue data file later;
 * mirrors: ``$DCSBENCH_LAOM_BASE_URL`` (one base URL, or several separated by commas, tried in
   order) replaces the authors' host.
 
@@ -64,7 +64,7 @@ def check_structure(path: Path, f: LaomFile, ds: LaomDataset | None = None) -> N
         except ValueError as err:
             raise DownloadError(f"{f.file}: {err}") from None
         if len(keys) != f.trajectories:
-            raise DownloadError(f"{f.file}: {len(keys)} trajectories, the registry expects {f.trajectories}")
+            raise DownloadError(f"{f.file}: {len(keys)} trajectories, the catalogue expects {f.trajectories}")
         for k in {keys[0], keys[-1]}:
             g = h[k]
             for d in ("obs", "actions"):

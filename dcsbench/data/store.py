@@ -1,7 +1,7 @@
 """Opening datasets: the user-facing :func:`load_dataset` and the harness's :func:`prepare`.
 
 Both look in the local cache (``$DCSBENCH_HOME/datasets/{name}``); if the dataset (or the split)
-is not there and it is published (:data:`dcsbench.registry.HUB_DATASETS`), it is downloaded and
+is not there and it is published (:data:`dcsbench.catalogue.HUB_DATASETS`), it is downloaded and
 verified first. Unpublished datasets are built locally with ``dcsbench build NAME``.
 
 Example::
@@ -17,7 +17,7 @@ Checked when used (every ``load_dataset`` and ``prepare``):
 
 * the manifest (:func:`checked_manifest`): its sha256 against the one ``origin.json`` recorded at
   build/download time and, for a download of a published dataset at its pinned revision,
-  against the registry's pin; its labeled subsets against a committed known build with the same
+  against the catalogue's pin; its labeled subsets against a committed known build with the same
   content hash (``registry_data/known_datasets.json``); and its own consistency
   (:func:`manifest_problems`): the labeled ids of every budget are recomputed from the published
   permutation (first B of the seeded permutation of the train ids, exactly B of them) with their
@@ -45,7 +45,7 @@ from pathlib import Path
 
 import numpy as np
 
-from dcsbench import registry
+from dcsbench import catalogue
 from dcsbench.agent import EnvSpec
 from dcsbench.data import cache as cache_mod
 from dcsbench.data import format as fmt
@@ -105,8 +105,8 @@ def ensure_dataset(name: str, splits=fmt.SPLITS, root=None, download: bool = Tru
     if not missing and has_manifest:
         return d
     if not has_manifest:
-        registry.parse_dataset_name(name)  # unknown names: error listing close matches
-    if download and name in registry.HUB_DATASETS and read_origin(name, root).get("kind") in (None, "hub"):
+        catalogue.parse_dataset_name(name)  # unknown names: error listing close matches
+    if download and name in catalogue.HUB_DATASETS and read_origin(name, root).get("kind") in (None, "hub"):
         from dcsbench.data.hub import download as hub_download
 
         hub_download(name, splits=missing or list(splits), root=root)
@@ -255,11 +255,11 @@ def _parse_split(split: str, manifest: dict) -> tuple[str, list[int]]:
     labeled ids are the published permutation's)."""
     if split in ("train", "eval"):
         if split not in manifest["splits"]:
-            registry.check_choice("split", split, list(manifest["splits"]))
+            catalogue.check_choice("split", split, list(manifest["splits"]))
         return split, list(range(manifest["splits"][split]["n_trajectories"]))
     budgets = manifest["labeled_subsets"]["budgets"]
     valid = ["train", "eval", *(f"labeled-{b}" for b in budgets)]
-    registry.check_choice("split", split, valid)
+    catalogue.check_choice("split", split, valid)
     return "train", list(budgets[split.split("-", 1)[1]]["ids"])
 
 
@@ -354,7 +354,7 @@ def prepare(name: str, budget: int | str, root=None, download: bool = True) -> P
         ids = list(range(len(lengths)))
         budget_n, subset_hash = len(ids), fmt.labeled_subset_hash(len(ids), ids)
     else:
-        registry.check_choice("budget", str(budget), budgets)
+        catalogue.check_choice("budget", str(budget), budgets)
         if m["labeled_subsets"].get("kind") == "laom-release":  # the authors' ids (checked)
             ids = [int(i) for i in budgets[str(budget)]["ids"]]
         else:
@@ -382,7 +382,7 @@ def prepare(name: str, budget: int | str, root=None, download: bool = True) -> P
         eval_split = EvalSplit(ev_arr["frames"], np.concatenate([[0], np.cumsum(ev_lengths)[:-1]]),
                                ev_lengths, ev_arr["actions"], seeds=ev["seeds"])
 
-    fs = registry.FRAME_STACK
+    fs = catalogue.FRAME_STACK
     h, w, c = m["frame_shape"]
     spec = EnvSpec(task=m["task"], setting=m["setting"], obs_shape=(h, w, c * fs),
                    frame_shape=(h, w, c), frame_stack=fs, action_dim=int(m["action_dim"]),

@@ -2,7 +2,7 @@
 
 Checks, each reported with the file it concerns:
 
-1. the manifest's sha256 against the one pinned in the registry (published datasets) and the one
+1. the manifest's sha256 against the one pinned in the catalogue (published datasets) and the one
    recorded when the dataset was written/downloaded;
 2. every shard's sha256 (local ``data/`` or the Hugging Face cache);
 3. the manifest's consistency (:func:`dcsbench.data.integrity.manifest_problems`: labeled ids
@@ -23,7 +23,7 @@ import hashlib
 import json
 from dataclasses import dataclass, field
 
-from dcsbench import registry
+from dcsbench import catalogue
 from dcsbench.data import cache as cache_mod
 from dcsbench.data import format as fmt
 from dcsbench.data.build import dataset_dir, missing_manifest_error, rebuild_hint
@@ -64,8 +64,8 @@ def verify(name: str, root=None, deep: bool = False) -> VerifyReport:
     rep = VerifyReport(name)
     mpath = d / fmt.MANIFEST
     if not mpath.is_file():
-        if name not in registry.HUB_DATASETS:
-            registry.parse_dataset_name(name)
+        if name not in catalogue.HUB_DATASETS:
+            catalogue.parse_dataset_name(name)
         raise missing_manifest_error(name, root)
     mtext = mpath.read_bytes()
     msha = hashlib.sha256(mtext).hexdigest()
@@ -76,10 +76,10 @@ def verify(name: str, root=None, deep: bool = False) -> VerifyReport:
     fix = rebuild_hint(name, origin)
     rep.add(fmt.MANIFEST, origin.get("manifest_sha256") == msha,
             "" if origin.get("manifest_sha256") == msha else "differs from the one recorded at write time")
-    pinned = registry.HUB_DATASETS.get(name)
+    pinned = catalogue.HUB_DATASETS.get(name)
     if pinned is not None and origin.get("kind") == "hub":
-        rep.add(f"{fmt.MANIFEST} (registry pin)", pinned.manifest_sha256 == msha,
-                "" if pinned.manifest_sha256 == msha else "differs from registry.HUB_DATASETS")
+        rep.add(f"{fmt.MANIFEST} (catalogue pin)", pinned.manifest_sha256 == msha,
+                "" if pinned.manifest_sha256 == msha else "differs from catalogue.HUB_DATASETS")
     m = fmt.load_manifest(mpath)
     from dcsbench.data.integrity import manifest_problems
 

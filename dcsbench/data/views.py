@@ -25,7 +25,7 @@ from typing import Iterator, Sequence
 
 import numpy as np
 
-from dcsbench import registry
+from dcsbench import catalogue
 from dcsbench.data.sampler import draw, gather_stacks
 
 #: The ``Array*`` names keep the array-backed classes apart from the interfaces they implement,
@@ -60,7 +60,7 @@ class _FrameView:
                  "trajectory_length", "frame_stack")
 
     def __init__(self, frames: np.ndarray, starts: np.ndarray, lengths: np.ndarray,
-                 frame_stack: int = registry.FRAME_STACK) -> None:
+                 frame_stack: int = catalogue.FRAME_STACK) -> None:
         if frames.ndim != 4 or frames.dtype != np.uint8:
             raise ValueError(f"frames must be a (N, H, W, C) uint8 array, got {frames.dtype} {frames.shape}")
         starts = np.asarray(starts, dtype=np.int64)
@@ -213,7 +213,7 @@ class ArrayLabeledView(_FrameView):
 
     def __init__(self, frames: np.ndarray, starts: np.ndarray, lengths: np.ndarray,
                  actions: np.ndarray, trajectory_ids: Sequence[int],
-                 frame_stack: int = registry.FRAME_STACK) -> None:
+                 frame_stack: int = catalogue.FRAME_STACK) -> None:
         """``actions``: the labeled trajectories' actions back to back, ``(sum(lengths), A)``."""
         super().__init__(frames, starts, lengths, frame_stack)
         actions = np.asarray(actions)
@@ -249,7 +249,7 @@ class EvalSplit(ArrayLabeledView):
 
     def __init__(self, frames: np.ndarray, starts: np.ndarray, lengths: np.ndarray,
                  actions: np.ndarray, seeds: Sequence[int] | None = None,
-                 frame_stack: int = registry.FRAME_STACK) -> None:
+                 frame_stack: int = catalogue.FRAME_STACK) -> None:
         super().__init__(frames, starts, lengths, actions, list(range(len(starts))), frame_stack)
         self.seeds = tuple(int(s) for s in seeds) if seeds is not None else None
 

@@ -33,7 +33,7 @@ logging.getLogger("absl").addFilter(_QuietCompilerDeprecation())
 
 import gymnasium as gym  # noqa: E402
 
-from dcsbench.registry import (EPISODE_LENGTH, FRAME_STACK, POOLS, SETTINGS,  # noqa: E402
+from dcsbench.catalogue import (EPISODE_LENGTH, FRAME_STACK, POOLS, SETTINGS,  # noqa: E402
                                SOURCES, TASKS, check_choice)
 
 from .state import flatten_state  # noqa: E402,F401
@@ -59,7 +59,7 @@ def make_env(task: str, setting: str = "distractors", backgrounds: str = "train"
     """Create one Distracting Control Suite environment.
 
     Args:
-        task: one of ``dcsbench.registry.TASKS`` (``cheetah-run``, ``walker-run``, ``hopper-hop``,
+        task: one of ``dcsbench.catalogue.TASKS`` (``cheetah-run``, ``walker-run``, ``hopper-hop``,
             ``humanoid-walk``).
         setting: ``clean`` or ``distractors`` (background video + camera shake + colour change,
             dynamic, scale 0.1).

@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from dcsbench.paths import default_root
-from dcsbench.registry import POOLS, SOURCES, check_choice
+from dcsbench.catalogue import POOLS, SOURCES, check_choice
 
 from . import procedural
 

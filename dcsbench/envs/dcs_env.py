@@ -21,7 +21,7 @@ from __future__ import annotations
 import gymnasium as gym
 import numpy as np
 
-from dcsbench.registry import EPISODE_LENGTH, IMAGE_SIZE, POOLS, SETTINGS, SOURCES, TASKS, check_choice
+from dcsbench.catalogue import EPISODE_LENGTH, IMAGE_SIZE, POOLS, SETTINGS, SOURCES, TASKS, check_choice
 
 from .backgrounds import BackgroundPlayer, get_source
 from .distractors import CameraShake, CameraShakeParams, ColorChange

@@ -36,7 +36,7 @@ from multiprocessing import connection, get_context, shared_memory
 import gymnasium as gym
 import numpy as np
 
-from dcsbench.registry import EPISODE_LENGTH, FRAME_STACK, POOLS, SETTINGS, SOURCES, TASKS, check_choice
+from dcsbench.catalogue import EPISODE_LENGTH, FRAME_STACK, POOLS, SETTINGS, SOURCES, TASKS, check_choice
 
 #: Environment variables set in each worker before anything is imported: one BLAS/OpenMP
 #: thread each. Mesa llvmpipe's rasterizer threads (``LP_NUM_THREADS``) are left at Mesa's

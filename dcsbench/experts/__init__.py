@@ -18,7 +18,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from dcsbench import registry
+from dcsbench import catalogue
 from dcsbench.experts.policy import ExpertPolicy
 
 EXPERTS_DIR = Path(__file__).resolve().parent
@@ -28,7 +28,7 @@ __all__ = ["ExpertPolicy", "load_expert", "available_experts", "expert_card", "E
 
 def available_experts() -> list[str]:
     """Tasks that have a committed expert (a ``{task}.safetensors`` file in this package)."""
-    return sorted(t for t in registry.TASKS if (EXPERTS_DIR / f"{t}.safetensors").is_file())
+    return sorted(t for t in catalogue.TASKS if (EXPERTS_DIR / f"{t}.safetensors").is_file())
 
 
 def _missing(task: str) -> FileNotFoundError:
@@ -46,7 +46,7 @@ def load_expert(task: str, path: str | Path | None = None) -> ExpertPolicy:
     Raises ``UnknownNameError`` for an unknown task and ``FileNotFoundError`` (listing the
     available experts) when the task has no expert.
     """
-    registry.check_choice("task", task, registry.TASKS)
+    catalogue.check_choice("task", task, catalogue.TASKS)
     file = Path(path) if path is not None else EXPERTS_DIR / f"{task}.safetensors"
     if not file.is_file():
         if path is not None:
@@ -60,7 +60,7 @@ def load_expert(task: str, path: str | Path | None = None) -> ExpertPolicy:
 
 def expert_card(task: str) -> dict:
     """The card data (``{task}.json``) of the committed expert for ``task``."""
-    registry.check_choice("task", task, registry.TASKS)
+    catalogue.check_choice("task", task, catalogue.TASKS)
     file = EXPERTS_DIR / f"{task}.json"
     if not file.is_file():
         raise _missing(task)

@@ -5,7 +5,7 @@ learner's state."""
 
 from __future__ import annotations
 
-from dcsbench import registry
+from dcsbench import catalogue
 from dcsbench.experts.config import JAX_ALGOS, SACConfig, algo_of
 
 
@@ -43,7 +43,7 @@ def _build(task: str, n_envs: int, seed: int, cfg, episodes_done: int,
 
     fns = [_make_env_fn(task, seed, i, episodes_done, cfg.episode_length, cfg.stand_bonus,
                         cfg.soft_stand_margin) for i in range(n_envs)]
-    registry.check_choice("vec env", vec_env, ("subproc", "dummy"))
+    catalogue.check_choice("vec env", vec_env, ("subproc", "dummy"))
     use_subproc = vec_env == "subproc" and n_envs > 1
     venv = SubprocVecEnv(fns, start_method="spawn") if use_subproc else DummyVecEnv(fns)
     env = VecNormalize(VecMonitor(venv, info_keywords=("task_return",)), norm_obs=True,

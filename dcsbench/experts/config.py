@@ -15,7 +15,7 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass, field
 
-from dcsbench import registry
+from dcsbench import catalogue
 from dcsbench.experts.jaxtrain import JAX_ALGOS
 
 
@@ -38,7 +38,7 @@ class PPOConfig:
     log_std_init: float = -0.5
     clip_obs: float = 10.0
     clip_reward: float = 10.0
-    episode_length: int = registry.EPISODE_LENGTH
+    episode_length: int = catalogue.EPISODE_LENGTH
     stand_bonus: float = 0.0       # training-only standing term (see experts.stateenv)
     soft_stand_margin: float = 0.0  # hopper-hop: soft standing test in training (experts.stateenv)
     torch_threads: int = 1         # for the learner process
@@ -61,7 +61,7 @@ class SACConfig:
     n_step: int = 1                # n-step TD targets (SB3's NStepReplayBuffer) when > 1
     net_arch: list[int] = field(default_factory=lambda: [256, 256])
     activation: str = "relu"
-    episode_length: int = registry.EPISODE_LENGTH
+    episode_length: int = catalogue.EPISODE_LENGTH
     stand_bonus: float = 0.0       # training-only standing term (see experts.stateenv)
     soft_stand_margin: float = 0.0  # hopper-hop: soft standing test in training (experts.stateenv)
     torch_threads: int = 1
@@ -106,7 +106,7 @@ def parse_overrides(algo: str, items: list[str] | tuple[str, ...]) -> dict:
     refused with the list of valid ones."""
     from dcsbench.overrides import split_assignment
 
-    registry.check_choice("algo", algo, tuple(ALGOS))
+    catalogue.check_choice("algo", algo, tuple(ALGOS))
     fields = {f.name for f in dataclasses.fields(ALGOS[algo])} - set(_SPEED_ONLY)
     out = {}
     for item in items:

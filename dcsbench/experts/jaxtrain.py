@@ -30,7 +30,7 @@ from pathlib import Path
 
 import numpy as np
 
-from dcsbench import registry
+from dcsbench import catalogue
 
 #: Checkpoint files of a JAX run (besides the shared replay buffer and state.json).
 STATE_FILE = "jax_state.msgpack"
@@ -60,7 +60,7 @@ class CrossQConfig:
     renorm_warmup_steps: int = 100_000
     adam_b1: float = 0.5
     activation: str = "relu"
-    episode_length: int = registry.EPISODE_LENGTH
+    episode_length: int = catalogue.EPISODE_LENGTH
     stand_bonus: float = 0.0
     soft_stand_margin: float = 0.0
     torch_threads: int = 1         # speed only (the replay buffer's torch tensors)
@@ -86,7 +86,7 @@ class JaxSACConfig:
     dropout_rate: float = 0.0
     layer_norm: bool = False
     activation: str = "relu"
-    episode_length: int = registry.EPISODE_LENGTH
+    episode_length: int = catalogue.EPISODE_LENGTH
     stand_bonus: float = 0.0
     soft_stand_margin: float = 0.0
     torch_threads: int = 1

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from dcsbench import registry
+from dcsbench import catalogue
 from dcsbench.experts.checkpoint import (REPLAY_FILE, _latest_checkpoint, _policy_file,
                                          _resolve_checkpoint, _snapshots)
 from dcsbench.experts.config import (_ALGO_NAMES, _REPLAY_SAFE, _SPEED_ONLY, ALGOS, JAX_ALGOS,
@@ -193,7 +193,7 @@ def export_run(out: str | os.PathLike, eval_episodes: int = 20, log=print,
                  "mean": float(np.mean(returns)), "std": float(np.std(returns)),
                  "deterministic": True, "env": "state (dcsbench.experts.stateenv.StateEnv)"},
         **({"selection": selection} if selection else {}),
-        "paper_expert_return": registry.PAPER_EXPERT_RETURNS.get(task),
+        "paper_expert_return": catalogue.PAPER_EXPERT_RETURNS.get(task),
         "sha256": hashlib.sha256(path.read_bytes()).hexdigest(),
         "date": datetime.now(timezone.utc).date().isoformat(),
     }

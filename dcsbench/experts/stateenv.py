@@ -33,7 +33,7 @@ import os
 import gymnasium as gym
 import numpy as np
 
-from dcsbench import registry
+from dcsbench import catalogue
 from dcsbench.envs.state import flatten_state
 
 
@@ -58,7 +58,7 @@ class StateEnv(gym.Env):
     """A dm_control suite task as a Gymnasium env with a flat float32 state observation.
 
     Args:
-        task: a task name of :data:`dcsbench.registry.TASKS`, e.g. ``"cheetah-run"``.
+        task: a task name of :data:`dcsbench.catalogue.TASKS`, e.g. ``"cheetah-run"``.
         seed: run seed used to derive per-episode seeds when ``reset`` gets none.
         index: index of this env in a vector env (decorrelates parallel envs).
         episode: number of episodes already played (for exact resumption of training).
@@ -72,9 +72,9 @@ class StateEnv(gym.Env):
     metadata = {"render_modes": []}
 
     def __init__(self, task: str, seed: int = 0, index: int = 0, episode: int = 0,
-                 episode_length: int = registry.EPISODE_LENGTH, stand_bonus: float = 0.0,
+                 episode_length: int = catalogue.EPISODE_LENGTH, stand_bonus: float = 0.0,
                  soft_stand_margin: float = 0.0):
-        registry.check_choice("task", task, registry.TASKS)
+        catalogue.check_choice("task", task, catalogue.TASKS)
         if stand_bonus and task not in STAND_HEIGHT:
             raise ValueError(f"stand_bonus is defined for {', '.join(STAND_HEIGHT)}, not {task!r}")
         if stand_bonus < 0:
@@ -88,7 +88,7 @@ class StateEnv(gym.Env):
         os.environ.setdefault("MUJOCO_GL", "egl")
         from dm_control import suite
 
-        domain, name = registry.TASKS[task]
+        domain, name = catalogue.TASKS[task]
         self.task = task
         self._env = suite.load(domain, name, task_kwargs={"random": 0})
         self._seed, self._index, self._episode = int(seed), int(index), int(episode)
@@ -150,7 +150,7 @@ class StateEnv(gym.Env):
         self._env.close()
 
 
-def evaluate_state_policy(policy, task: str, seeds, episode_length: int = registry.EPISODE_LENGTH
+def evaluate_state_policy(policy, task: str, seeds, episode_length: int = catalogue.EPISODE_LENGTH
                           ) -> list[float]:
     """Undiscounted returns of ``policy(state) -> action`` on the state env, one per seed."""
     env = StateEnv(task, episode_length=episode_length)

@@ -42,7 +42,7 @@ from pathlib import Path
 
 import numpy as np
 
-from dcsbench import registry
+from dcsbench import catalogue
 from dcsbench.experts.build import _build
 from dcsbench.experts.checkpoint import (CKPT_PREFIX, REPLAY_FILE, SNAPSHOT_DIR, _latest_checkpoint,
                                          _load_checkpoint, _save_checkpoint, _save_snapshot)
@@ -93,7 +93,7 @@ def train_expert(task: str, out: str | os.PathLike, total_steps: int = 10_000_00
     from stable_baselines3.common.utils import set_random_seed
 
     t_start = time.monotonic()
-    registry.check_choice("task", task, registry.TASKS)
+    catalogue.check_choice("task", task, catalogue.TASKS)
     cfg = config or PPOConfig()
     algo = algo_of(cfg)
     total = _round_total(cfg, algo, n_envs, total_steps, snapshot_every)

@@ -12,7 +12,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from dcsbench import registry
+from dcsbench import catalogue
 from dcsbench.results import MAX_RECORD_BYTES, RecordError, ResultRecord, parse_record
 from dcsbench.submissions.metadata import Metadata, _pydantic_problems
 from dcsbench.submissions.safe_io import (ALLOWED_TOP_LEVEL, MAX_METADATA_BYTES, MAX_README_BYTES,
@@ -93,8 +93,8 @@ class Coverage:
     @property
     def expected(self) -> set[tuple[str, int, int]]:
         """All cells a complete submission has on this track."""
-        return {(t, b, s) for t in registry.TASKS for b in registry.TIERS[self.tier].budgets
-                for s in registry.OFFICIAL_SEEDS}
+        return {(t, b, s) for t in catalogue.TASKS for b in catalogue.TIERS[self.tier].budgets
+                for s in catalogue.OFFICIAL_SEEDS}
 
     @property
     def missing(self) -> set[tuple[str, int, int]]:
@@ -113,13 +113,13 @@ class Coverage:
 
     def table(self) -> str:
         """A text table: tasks as rows, budgets as columns, seeds present like ``012`` or ``0.2``."""
-        budgets = registry.TIERS[self.tier].budgets
-        width = max(len(registry.OFFICIAL_SEEDS), 3)
+        budgets = catalogue.TIERS[self.tier].budgets
+        width = max(len(catalogue.OFFICIAL_SEEDS), 3)
         lines = [f"{'task':<15}" + "".join(f"  B={b:<{width}}" for b in budgets)]
-        for t in registry.TASKS:
+        for t in catalogue.TASKS:
             cells = []
             for b in budgets:
-                marks = "".join(str(s) if (t, b, s) in self.present else "." for s in registry.OFFICIAL_SEEDS)
+                marks = "".join(str(s) if (t, b, s) in self.present else "." for s in catalogue.OFFICIAL_SEEDS)
                 cells.append(f"  {marks:<{width + 2}}")
             lines.append(f"{t:<15}" + "".join(cells))
         return "\n".join(lines)
@@ -160,23 +160,23 @@ def check_record(rec: ResultRecord, origin: str, sub: Submission, known, metadat
     marked non-protocol) into warnings, for preview boards; everything else stays an error.
     """
     size_problem = sub.warn if allow_noncompliant else sub.error
-    if rec.episode_length > registry.EPISODE_LENGTH:
+    if rec.episode_length > catalogue.EPISODE_LENGTH:
         sub.error(origin, "episode_length", f"{rec.episode_length} steps per episode, longer than "
-                                            f"the protocol's {registry.EPISODE_LENGTH}")
-    elif rec.episode_length != registry.EPISODE_LENGTH:
+                                            f"the protocol's {catalogue.EPISODE_LENGTH}")
+    elif rec.episode_length != catalogue.EPISODE_LENGTH:
         size_problem(origin, "episode_length", f"{rec.episode_length} steps per episode, not the "
-                                               f"protocol's {registry.EPISODE_LENGTH}")
-    if rec.protocol_version != registry.PROTOCOL_VERSION:
+                                               f"protocol's {catalogue.EPISODE_LENGTH}")
+    if rec.protocol_version != catalogue.PROTOCOL_VERSION:
         sub.error(origin, "protocol_version", f"{rec.protocol_version} is not the current protocol "
-                                              f"version {registry.PROTOCOL_VERSION}; re-run with this dcsbench")
+                                              f"version {catalogue.PROTOCOL_VERSION}; re-run with this dcsbench")
     if not rec.protocol_compliant:
         size_problem(origin, "protocol_compliant", "the run was not protocol-compliant (non-default "
                                                 "settings); it cannot go on the leaderboard")
     if metadata is not None and rec.method.name != metadata.method:
         sub.error(origin, "method.name", f"{rec.method.name!r} differs from metadata method {metadata.method!r}")
     try:
-        ds = registry.parse_dataset_name(rec.dataset.name)
-    except registry.UnknownNameError as err:
+        ds = catalogue.parse_dataset_name(rec.dataset.name)
+    except catalogue.UnknownNameError as err:
         sub.error(origin, "dataset.name", str(err))
         ds = None
     if ds is not None:
@@ -187,12 +187,12 @@ def check_record(rec: ResultRecord, origin: str, sub: Submission, known, metadat
         if rec.budget not in ds.tier_spec.budgets:
             sub.error(origin, "budget", f"{rec.budget} is not a budget of the {ds.tier} tier "
                                         f"({', '.join(map(str, ds.tier_spec.budgets))})")
-    if rec.tier not in registry.TIERS:
-        sub.error(origin, "tier", str(registry._unknown("tier", rec.tier, registry.TIERS)))
-    if rec.seed not in registry.OFFICIAL_SEEDS:
+    if rec.tier not in catalogue.TIERS:
+        sub.error(origin, "tier", str(catalogue._unknown("tier", rec.tier, catalogue.TIERS)))
+    if rec.seed not in catalogue.OFFICIAL_SEEDS:
         sub.error(origin, "seed", f"{rec.seed} is not an official seed "
-                                  f"({', '.join(map(str, registry.OFFICIAL_SEEDS))})")
-    want_seeds = list(registry.EVAL_EPISODE_SEEDS)
+                                  f"({', '.join(map(str, catalogue.OFFICIAL_SEEDS))})")
+    want_seeds = list(catalogue.EVAL_EPISODE_SEEDS)
     scores = _recompute_score(rec, references) if check_scores else None
     if check_scores and scores is None:
         sub.error(origin, "dataset.name",

@@ -17,30 +17,19 @@ from typing import Any
 
 import numpy as np
 
+from dcsbench.plots import pyplot, save_figure
+
 #: Colour cycle (colour-blind friendly, Okabe-Ito order).
 COLORS = ("#0072B2", "#E69F00", "#009E73", "#D55E00", "#CC79A7", "#56B4E9", "#F0E442", "#000000")
 
 
 def _plt():
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
+    return pyplot()
 
 
 def _text(s: str) -> str:
     """Plain text for matplotlib (no mathtext)."""
     return s.replace("$", r"\$")
-
-
-def _save(fig, plt, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp.png")
-    fig.savefig(tmp, dpi=110, bbox_inches="tight")
-    plt.close(fig)
-    os.replace(tmp, path)
 
 
 def _label(row: dict[str, Any]) -> str:
@@ -77,7 +66,7 @@ def plot_bars(track: dict[str, Any], path: str | os.PathLike) -> Path:
     ax.set_ylim(bottom=0)
     ax.legend(frameon=False, fontsize=9, ncol=min(n, 4), loc="upper center",
               bbox_to_anchor=(0.5, -0.12))
-    _save(fig, plt, Path(path))
+    save_figure(fig, Path(path), dpi=110)
     return Path(path)
 
 
@@ -115,7 +104,7 @@ def plot_task_curves(track: dict[str, Any], path: str | os.PathLike) -> Path:
     if handles:
         fig.legend(handles, labels, loc="lower center", ncol=min(len(labels), 5), frameon=False,
                    fontsize=8, bbox_to_anchor=(0.5, -0.12))
-    _save(fig, plt, Path(path))
+    save_figure(fig, Path(path), dpi=110)
     return Path(path)
 
 

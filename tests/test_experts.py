@@ -479,6 +479,8 @@ def test_committed_paused_runs_are_small_and_loadable():
     from pathlib import Path
 
     root = Path(__file__).resolve().parents[1] / "expert-runs"
+    if not root.is_dir():
+        pytest.skip("no paused run is committed (expert-runs/ absent)")
     total = sum(f.stat().st_size for f in root.rglob("*") if f.is_file())
     assert total <= 4 * 2**20, f"expert-runs/ holds {total} bytes; at most 4 MiB of paused runs"
     for run in sorted(p for p in root.iterdir() if (p / "run.json").is_file()):

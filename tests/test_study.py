@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from dcsbench import study
+from dcsbench import catalogue, study
 from dcsbench.results import load_record
 
 REPO = Path(__file__).resolve().parents[1]
@@ -69,6 +69,11 @@ def test_committed_plans_parse_and_the_first_shard_is_the_issue_s():
     assert ci.datasets == (DATASET,) and "laom" in ci.methods and ci.preset == "tiny"
     assert "lam.epochs=0.25" in ci.method_overrides("laom")
     assert "runtime.device=cpu" in ci.method_overrides("bc")
+    for path in sorted((REPO / "studies/plans").glob("*.yaml")):  # every committed plan loads
+        study.plan_specs(study.load_plan(path), "/tmp/s")
+    full = study.load_plan(REPO / "studies/plans/reference-small.yaml")
+    assert {d.split("-distractors")[0] for d in full.datasets} == set(catalogue.TASKS)  # all four
+    assert set(first.datasets) <= set(full.datasets) and set(first.methods) == set(full.methods)
 
 
 @pytest.mark.parametrize("change, match", [

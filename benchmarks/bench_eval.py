@@ -1,8 +1,8 @@
 """Online-evaluation throughput: environment steps/s of a trivial (zero-action) agent.
 
-Runs :func:`dcsbench.evaluation.evaluate_policy` for ``--episodes`` episodes of
+Runs :func:`dcsbench.rollouts.run_episodes` for ``--episodes`` episodes of
 ``--steps`` steps with 1, 2 and 5 environments per wave, in the vector modes of ``--modes``
-(``sync``, ``async``, ``workers``; see ``dcsbench/evaluation.py``), and prints a markdown table
+(``sync``, ``async``, ``workers``; see ``dcsbench/rollouts.py``), and prints a markdown table
 (steps/s including env construction, worker start-up and resets, and the implied time of one
 protocol evaluation pool: 25 episodes x 1000 steps). ``workers`` rows also give the workers'
 start-up time and the steps/s of the stepping alone (wall minus start-up).
@@ -66,7 +66,7 @@ def bench(task: str, setting: str, num_envs: int, mode: str, episodes: int, step
     ``act``: the policy (default: zero actions in this process); ``workers``: processes of
     ``mode="workers"`` (default: one per core)."""
     from dcsbench import catalogue
-    from dcsbench.evaluation import evaluate_policy
+    from dcsbench.rollouts import run_episodes
 
     dim = _action_dim(task, setting)
     if act is None:
@@ -82,12 +82,12 @@ def bench(task: str, setting: str, num_envs: int, mode: str, episodes: int, step
         with EnvWorkers(task, setting, "train", capacity=min(num_envs, episodes), workers=workers,
                         episode_length=steps, copy_obs=False) as pool:
             startup = time.perf_counter() - t0
-            evaluate_policy(act, task, setting, "procedural", "train", seeds=seeds,
+            run_episodes(act, task, setting, "procedural", "train", seeds=seeds,
                             num_envs=num_envs, episode_length=steps, mode=mode, progress=False,
                             env_pool=pool)
             dt = time.perf_counter() - t0
     else:
-        evaluate_policy(act, task, setting, "procedural", "train", seeds=seeds, num_envs=num_envs,
+        run_episodes(act, task, setting, "procedural", "train", seeds=seeds, num_envs=num_envs,
                         episode_length=steps, mode=mode, progress=False)
         dt = time.perf_counter() - t0
     cpu = _cpu_seconds() - cpu0

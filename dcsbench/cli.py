@@ -20,7 +20,7 @@ COMMAND_MODULES = (
     "dcsbench.commands.envs",      # show-env
     "dcsbench.commands.experts",   # train-expert, expert-eval, collect
     "dcsbench.commands.data",      # list, info, download, verify, build, publish, import-hdf5
-    "dcsbench.commands.protocol",  # run, sweep, score, reference, quickstart
+    "dcsbench.commands.runs",  # run, sweep, score, reference, quickstart
     "dcsbench.commands.study",     # study
     "dcsbench.commands.board",     # validate, leaderboard build|publish
 )

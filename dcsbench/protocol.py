@@ -281,7 +281,7 @@ def _probe(runner, agent: Agent, pdata, seed: int) -> dict[str, float]:
 def _eval_pool(act_fn, work: _Work, pool: str, *, task, setting, source, seeds, num_envs,
                episode_length, vector_mode, davis_dir, progress, env_pool=None) -> list[float]:
     """Evaluate one background pool, resuming from the waves saved in ``work``."""
-    from dcsbench.evaluation import evaluate_policy
+    from dcsbench.rollouts import run_episodes
 
     name = f"eval_{pool}.json"
     done = {int(k): float(v) for k, v in (work.read(name) or {}).items()}
@@ -291,7 +291,7 @@ def _eval_pool(act_fn, work: _Work, pool: str, *, task, setting, source, seeds, 
             done.update(zip(wave_seeds, wave_returns))
             work.write(name, {str(k): v for k, v in done.items()})
 
-        evaluate_policy(act_fn, task, setting, source, pool, seeds=todo, num_envs=num_envs,
+        run_episodes(act_fn, task, setting, source, pool, seeds=todo, num_envs=num_envs,
                         episode_length=episode_length, mode=vector_mode, davis_dir=davis_dir,
                         progress=progress, desc=f"eval {pool} backgrounds", on_wave=on_wave,
                         env_pool=env_pool)
@@ -302,7 +302,7 @@ def _eval_pool(act_fn, work: _Work, pool: str, *, task, setting, source, seeds, 
 def _env_pool(env_kw: dict, generalization: bool):
     """The :class:`~dcsbench.envs.workers.EnvWorkers` both pools share when the vector mode
     resolves to ``workers`` (``None`` otherwise); closed at the end."""
-    from dcsbench.evaluation import resolve_mode
+    from dcsbench.rollouts import resolve_mode
 
     n = len(env_kw["seeds"]) * (2 if generalization else 1)
     wave = min(env_kw["num_envs"], len(env_kw["seeds"]))

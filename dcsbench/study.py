@@ -2,7 +2,7 @@
 
 A *plan* (YAML, e.g. ``studies/plans/first-shard.yaml``) names datasets x methods x budgets x
 seeds at a preset (with per-method overrides and resources) plus each dataset's *reference*
-(BC on every train trajectory, :func:`dcsbench.commands.protocol.measure_reference`)::
+(BC on every train trajectory, :func:`dcsbench.commands.runs.measure_reference`)::
 
     name: first-shard
     datasets: [cheetah-run-distractors-small]

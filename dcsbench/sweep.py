@@ -65,7 +65,7 @@ class RunSpec:
         evaluate_kwargs: extra keyword arguments of :func:`dcsbench.protocol.evaluate`.
         threads: ``torch.set_num_threads`` in the worker (``None``: torch's default).
         kind: ``"run"`` (a protocol run) or ``"reference"`` (BC on every train trajectory,
-            stored in ``references`` by :func:`dcsbench.commands.protocol.measure_reference`;
+            stored in ``references`` by :func:`dcsbench.commands.runs.measure_reference`;
             ``budget`` is then ``"all"``).
         references: references file a ``reference`` run updates.
         num_gpus, num_cpus: this run's resources on Ray (``None``: the sweep's).
@@ -204,7 +204,7 @@ def _run_spec(spec: RunSpec) -> str:
         torch.set_num_threads(spec.threads)
     kwargs = {"progress": False, **spec.evaluate_kwargs}
     if spec.kind == "reference":
-        from dcsbench.commands.protocol import measure_reference
+        from dcsbench.commands.runs import measure_reference
 
         measure_reference(spec.dataset, spec.preset or "paper", spec.config_file,
                           list(spec.overrides), spec.seed, out=spec.record,

@@ -1,4 +1,4 @@
-"""``evaluate_policy(mode="workers")``: sub-envs in worker processes, observations in shared memory.
+"""``run_episodes(mode="workers")``: sub-envs in worker processes, observations in shared memory.
 
 Real cheetah-run environments with short episodes. One worker pool (module fixture) serves the
 equality tests, so the suite pays the spawn start-up (a few seconds on 2 cores) few times.
@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 import dcsbench.envs as envs
-from dcsbench import evaluation
+from dcsbench import rollouts
 from dcsbench.envs.workers import EnvWorkerError, EnvWorkers, split_round_robin
 
 TASK, SETTING, LENGTH = "cheetah-run", "distractors", 12
@@ -28,7 +28,7 @@ def pixel_policy(obs: np.ndarray) -> np.ndarray:
 
 
 def _eval(mode, seeds=SEEDS, num_envs=2, backgrounds="train", **kw):
-    return evaluation.evaluate_policy(pixel_policy, TASK, SETTING, "procedural", backgrounds,
+    return rollouts.run_episodes(pixel_policy, TASK, SETTING, "procedural", backgrounds,
                                       seeds=seeds, num_envs=num_envs, episode_length=LENGTH,
                                       mode=mode, progress=False, **kw)
 
@@ -53,13 +53,13 @@ def test_round_robin_groups_are_balanced():
     assert split_round_robin(5, 2) == [[0, 2, 4], [1, 3]]
     assert split_round_robin(2, 4) == [[0], [1], [], []]
     assert sorted(i for g in split_round_robin(25, 16) for i in g) == list(range(25))
-    assert evaluation.resolve_mode("sync", 5) == "sync"
-    assert evaluation.resolve_mode("auto", 1) == "sync"
-    assert evaluation.resolve_mode("auto", 5, total_steps=100) == "sync"     # start-up not repaid
+    assert rollouts.resolve_mode("sync", 5) == "sync"
+    assert rollouts.resolve_mode("auto", 1) == "sync"
+    assert rollouts.resolve_mode("auto", 5, total_steps=100) == "sync"     # start-up not repaid
     expect = "workers" if (os.cpu_count() or 1) > 1 else "sync"
-    assert evaluation.resolve_mode("auto", 5, total_steps=25_000) == expect
+    assert rollouts.resolve_mode("auto", 5, total_steps=25_000) == expect
     with pytest.raises(Exception, match="vector mode"):
-        evaluation.resolve_mode("threads", 5)
+        rollouts.resolve_mode("threads", 5)
 
 
 def test_frames_and_rewards_equal_single_envs_with_the_same_seeds(pool):
@@ -111,14 +111,14 @@ def test_returns_bit_identical_to_sync_for_any_wave_split(pool):
 
 def _record_envs(monkeypatch) -> list:
     made = []
-    real = evaluation._workers_env
+    real = rollouts._workers_env
 
     def spy(*args, **kwargs):
         env = real(*args, **kwargs)
         made.append(env)
         return env
 
-    monkeypatch.setattr(evaluation, "_workers_env", spy)
+    monkeypatch.setattr(rollouts, "_workers_env", spy)
     return made
 
 
@@ -135,7 +135,7 @@ def test_agent_error_mid_episode_closes_the_workers(monkeypatch):
         return pixel_policy(obs)
 
     with pytest.raises(AgentError, match="crashed"):
-        evaluation.evaluate_policy(failing, TASK, SETTING, "procedural", "train", seeds=SEEDS,
+        rollouts.run_episodes(failing, TASK, SETTING, "procedural", "train", seeds=SEEDS,
                                    num_envs=3, episode_length=LENGTH, mode="workers", workers=2,
                                    progress=False)
     assert calls == [3] * 5                                   # one batched act per step
@@ -164,6 +164,6 @@ def test_worker_start_up_error_carries_the_traceback(tmp_path):
 
 
 def test_cli_vector_modes_match_the_evaluator():
-    from dcsbench.commands import protocol as cli
+    from dcsbench.commands import runs as cli
 
-    assert cli.VECTOR_MODES == evaluation.VECTOR_MODES
+    assert cli.VECTOR_MODES == rollouts.VECTOR_MODES

@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 
 import trivial_agents as ta
-from dcsbench import evaluation, protocol, catalogue
+from dcsbench import rollouts, protocol, catalogue
 from dcsbench.agent import EnvSpec
 from dcsbench.data import make_views_from_arrays
 from dcsbench.results import load_record
@@ -59,7 +59,7 @@ def toy_env(monkeypatch):
         sizes.append(num_envs)
         return gym.vector.SyncVectorEnv([lambda: ToyEnv(length)] * num_envs)
 
-    monkeypatch.setattr(evaluation, "_make_vector_env", make)
+    monkeypatch.setattr(rollouts, "_make_vector_env", make)
     return sizes
 
 
@@ -68,34 +68,34 @@ def test_waves_keep_per_episode_seeds_exact(toy_env):
     seeds = list(catalogue.EVAL_EPISODE_SEEDS[:7])
     kw = dict(task="cheetah-run", setting="distractors", source="procedural",
               backgrounds="train", episode_length=10, progress=False)
-    r1 = evaluation.evaluate_policy(act, seeds=seeds, num_envs=1, **kw)
-    r3 = evaluation.evaluate_policy(act, seeds=seeds, num_envs=3, **kw)
+    r1 = rollouts.run_episodes(act, seeds=seeds, num_envs=1, **kw)
+    r3 = rollouts.run_episodes(act, seeds=seeds, num_envs=3, **kw)
     assert r1 == pytest.approx(r3) and len(set(np.round(r1, 9))) == 7
     assert toy_env[-2:] == [3, 1]           # waves 3+3, then a smaller env for the last episode
     # episode 3 alone gives the same return as inside a wave
-    alone = evaluation.evaluate_policy(act, seeds=seeds[3:4], num_envs=5, **kw)
+    alone = rollouts.run_episodes(act, seeds=seeds[3:4], num_envs=5, **kw)
     assert alone[0] == pytest.approx(r1[3])
 
 
 def test_actions_are_clipped_and_checked(toy_env):
     kw = dict(task="cheetah-run", setting="clean", source="procedural", backgrounds="novel",
               seeds=[1, 2], num_envs=2, episode_length=5, progress=False)
-    big = evaluation.evaluate_policy(lambda o: np.full((len(o), A), 7.0), **kw)
-    one = evaluation.evaluate_policy(lambda o: np.ones((len(o), A)), **kw)
+    big = rollouts.run_episodes(lambda o: np.full((len(o), A), 7.0), **kw)
+    one = rollouts.run_episodes(lambda o: np.ones((len(o), A)), **kw)
     assert big == pytest.approx(one)
     with pytest.raises(ValueError, match="shape"):
-        evaluation.evaluate_policy(lambda o: np.zeros((len(o), A + 1)), **kw)
+        rollouts.run_episodes(lambda o: np.zeros((len(o), A + 1)), **kw)
     with pytest.raises(ValueError, match="non-finite"):
-        evaluation.evaluate_policy(lambda o: np.full((len(o), A), np.nan), **kw)
+        rollouts.run_episodes(lambda o: np.full((len(o), A), np.nan), **kw)
     with pytest.raises(ValueError, match="Valid background pools"):
-        evaluation.evaluate_policy(lambda o: o, **{**kw, "backgrounds": "val"})
+        rollouts.run_episodes(lambda o: o, **{**kw, "backgrounds": "val"})
 
 
 def test_short_env_is_an_error(monkeypatch):
-    monkeypatch.setattr(evaluation, "_make_vector_env",
+    monkeypatch.setattr(rollouts, "_make_vector_env",
                         lambda *a: gym.vector.SyncVectorEnv([lambda: ToyEnv(3)]))
     with pytest.raises(RuntimeError, match="ended after 3 steps"):
-        evaluation.evaluate_policy(lambda o: np.zeros((len(o), A)), "cheetah-run", "clean",
+        rollouts.run_episodes(lambda o: np.zeros((len(o), A)), "cheetah-run", "clean",
                                    "procedural", "train", seeds=[0], num_envs=1,
                                    episode_length=10, progress=False)
 
@@ -192,7 +192,7 @@ def test_killed_run_resumes_without_partial_record(fake_data, tmp_path, monkeypa
     out = tmp_path / "runs"
     fits = tmp_path / "fits.txt"
     kw = dict(out=out, n_episodes=4, episode_length=3, num_envs=2, progress=False, verbose=False)
-    real_wave = evaluation.run_wave
+    real_wave = rollouts.run_wave
     calls = {"n": 0}
 
     def dying_wave(*a, **k):        # the harness is killed in the second primary wave
@@ -201,7 +201,7 @@ def test_killed_run_resumes_without_partial_record(fake_data, tmp_path, monkeypa
             raise KeyboardInterrupt("killed")
         return real_wave(*a, **k)
 
-    monkeypatch.setattr(evaluation, "run_wave", dying_wave)
+    monkeypatch.setattr(rollouts, "run_wave", dying_wave)
     with pytest.raises(KeyboardInterrupt):
         protocol.evaluate(ta.MeanAction(fits_file=str(fits)), "cheetah-run-distractors-tiny",
                           2, 0, **kw)
@@ -210,10 +210,10 @@ def test_killed_run_resumes_without_partial_record(fake_data, tmp_path, monkeypa
     assert (work / "checkpoint" / "mean.json").exists()
     assert json.loads((work / "eval_train.json").read_text()).keys() == {"2000000", "2000001"}
 
-    monkeypatch.setattr(evaluation, "run_wave", real_wave)
+    monkeypatch.setattr(rollouts, "run_wave", real_wave)
     seen = []
-    orig = evaluation.evaluate_policy
-    monkeypatch.setattr(evaluation, "evaluate_policy",
+    orig = rollouts.run_episodes
+    monkeypatch.setattr(rollouts, "run_episodes",
                         lambda act, *a, seeds, **k: seen.append(list(seeds)) or orig(act, *a, seeds=seeds, **k))
     rec = protocol.evaluate(ta.MeanAction(fits_file=str(fits)), "cheetah-run-distractors-tiny",
                             2, 0, **kw)
@@ -251,7 +251,7 @@ def test_agent_loading_and_overrides(tmp_path):
 
 
 def test_reference_verdict_follows_the_validity_rule():
-    from dcsbench.commands.protocol import reference_verdict
+    from dcsbench.commands.runs import reference_verdict
 
     assert "VALID" in reference_verdict(400.0, 800.0) and "INVALID" not in reference_verdict(400.0, 800.0)
     assert "INVALID" in reference_verdict(1.2, 800.0) and "BC did not learn" in reference_verdict(1.2, 800.0)
@@ -288,7 +288,7 @@ def test_default_preset_fits_the_machine(capsys):
 def test_trivial_agents_score_low_in_real_env(agent):
     spec = EnvSpec("cheetah-run", "distractors", (64, 64, 9), (64, 64, 3), 3, 6)
     agent.fit(None, None, spec, 0, 0, None)
-    rets = evaluation.evaluate_policy(agent.act, "cheetah-run", "distractors", "procedural",
+    rets = rollouts.run_episodes(agent.act, "cheetah-run", "distractors", "procedural",
                                       "train", seeds=catalogue.EVAL_EPISODE_SEEDS[:2], num_envs=2,
                                       episode_length=60, progress=False)
     # reward in [0, 1] per step; the expert averages ~0.8/step, these should be near zero
@@ -300,7 +300,7 @@ def test_trivial_agents_score_low_in_real_env(agent):
 def test_trivial_agents_full_protocol_episodes_score_low(agent):
     spec = EnvSpec("cheetah-run", "distractors", (64, 64, 9), (64, 64, 3), 3, 6)
     agent.fit(None, None, spec, 0, 0, None)
-    rets = evaluation.evaluate_policy(agent.act, "cheetah-run", "distractors", "procedural",
+    rets = rollouts.run_episodes(agent.act, "cheetah-run", "distractors", "procedural",
                                       "train", seeds=catalogue.EVAL_EPISODE_SEEDS[:5], num_envs=5,
                                       progress=False)
     paper_ref = catalogue.REFERENCES[("cheetah-run", "distractors", "davis")].ret

@@ -100,7 +100,7 @@ def make_vector_env(task: str, setting: str = "distractors", backgrounds: str = 
 
     ``async`` (one process per sub-env) measured slower than ``sync`` on 2 cores; for several
     cores use :class:`dcsbench.envs.workers.EnvWorkers` (a few processes, each stepping a group
-    of sub-envs, observations in shared memory: ``evaluate_policy(mode="workers")``).
+    of sub-envs, observations in shared memory: ``run_episodes(mode="workers")``).
     """
     check_choice("task", task, TASKS)
     check_choice("setting", setting, SETTINGS)

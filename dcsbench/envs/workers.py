@@ -1,6 +1,6 @@
 """Sub-environments stepped in a few worker processes, observations in one shared-memory array.
 
-:class:`EnvWorkers` is the vector env of ``evaluate_policy(mode="workers")``. Gymnasium's
+:class:`EnvWorkers` is the vector env of ``run_episodes(mode="workers")``. Gymnasium's
 ``AsyncVectorEnv`` (``mode="async"``) runs one process per sub-env and, for each step of each
 sub-env, pickles the action, the reward, the flags and the ``info`` dict (the proprioceptive
 state) through a pipe and merges the infos in the parent: with 64x64 frames a sub-env step is a

@@ -1,6 +1,7 @@
-"""Online evaluation (PROTOCOL.md section 4): fixed-seed episodes in vectorized environments.
+"""Rollouts of the online evaluation (PROTOCOL.md section 4): fixed-seed episodes in vectorized
+environments (the whole protocol is :func:`dcsbench.protocol.evaluate`).
 
-:func:`evaluate_policy` runs the episodes of a list of seeds in *waves* of ``num_envs``
+:func:`run_episodes` runs the episodes of a list of seeds in *waves* of ``num_envs``
 environments: each wave resets the vector env with an explicit list of seeds (one per sub-env)
 and steps it exactly ``episode_length`` times (DMC episodes never terminate early), so episode
 ``i`` of every method sees exactly the same physics initialisation and distractors. Actions
@@ -33,7 +34,7 @@ from dcsbench import catalogue
 
 ActFn = Callable[[np.ndarray], np.ndarray]
 
-#: Accepted values of ``evaluate_policy(mode=...)`` (and ``dcsbench run --vector-mode``).
+#: Accepted values of ``run_episodes(mode=...)`` (and ``dcsbench run --vector-mode``).
 VECTOR_MODES = ("auto", "sync", "async", "workers")
 
 
@@ -114,7 +115,7 @@ def run_wave(env, act_fn: ActFn, seeds: Sequence[int], episode_length: int,
     return returns.tolist()
 
 
-def evaluate_policy(act_fn: ActFn, task: str, setting: str, source: str, backgrounds: str,
+def run_episodes(act_fn: ActFn, task: str, setting: str, source: str, backgrounds: str,
                     seeds: Sequence[int] = catalogue.EVAL_EPISODE_SEEDS, num_envs: int = 5,
                     episode_length: int = catalogue.EPISODE_LENGTH, mode: str = "auto",
                     davis_dir=None, frame_stack: int = catalogue.FRAME_STACK,

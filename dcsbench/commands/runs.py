@@ -6,7 +6,7 @@ import argparse
 import json
 import sys
 
-#: ``--vector-mode`` choices (as :data:`dcsbench.evaluation.VECTOR_MODES`, without importing it).
+#: ``--vector-mode`` choices (as :data:`dcsbench.rollouts.VECTOR_MODES`, without importing it).
 VECTOR_MODES = ("auto", "sync", "async", "workers")
 
 
@@ -26,7 +26,7 @@ def _add_run_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--vector-mode", choices=VECTOR_MODES, default="auto",
                    help="how evaluation steps its environments: auto (default: workers for "
                         "long evaluations on several cores, else sync), sync, async or "
-                        "workers (worker processes, batched act; see dcsbench/evaluation.py)")
+                        "workers (worker processes, batched act; see dcsbench/rollouts.py)")
     p.add_argument("--no-generalization", action="store_true",
                    help="skip the novel-backgrounds evaluation (non-compliant record)")
     p.add_argument("--root", help="dataset cache root (default: $DCSBENCH_HOME)")

@@ -7,6 +7,18 @@ import os
 import tempfile
 from pathlib import Path
 
+# mkstemp creates 0600 files; a written file gets the mode a plain open() would give it (the
+# process umask, read once at import, when nothing else runs), or keeps the mode it had.
+_UMASK = os.umask(0)
+os.umask(_UMASK)
+
+
+def _mode_for(path: Path) -> int:
+    try:
+        return path.stat().st_mode & 0o7777
+    except FileNotFoundError:
+        return 0o666 & ~_UMASK
+
 
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
     """Write ``data`` to ``path`` atomically (temp file in the same folder, fsync, rename)."""
@@ -18,6 +30,7 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
             f.write(data)
             f.flush()
             os.fsync(f.fileno())
+        os.chmod(tmp, _mode_for(path))
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):

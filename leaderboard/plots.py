@@ -37,6 +37,13 @@ def _label(row: dict[str, Any]) -> str:
     return label if row["coverage"]["complete"] else label + " (incomplete)"
 
 
+def _score_name(track: dict[str, Any]) -> str:
+    """The plotted quantity: normalized score, or (smoke tier, no valid reference) the fraction
+    of the demonstrators' return, as the page's text says."""
+    return ("fraction of demonstrators' return" if track.get("score") == "demonstrator_fraction"
+            else "normalized score")
+
+
 def plot_bars(track: dict[str, Any], path: str | os.PathLike) -> Path:
     """Grouped bar chart of IQM normalized score with 95% CIs per method at each budget."""
     plt = _plt()
@@ -59,9 +66,9 @@ def plot_bars(track: dict[str, Any], path: str | os.PathLike) -> Path:
                hatch=None if row["coverage"]["complete"] else "//", edgecolor="white",
                label=_label(row), error_kw={"elinewidth": 1, "ecolor": "#333333"})
     ax.set_xticks(x, [f"{b} labeled traj." for b in budgets])
-    ax.set_ylabel("IQM normalized score")
+    ax.set_ylabel(f"IQM {_score_name(track)}")
     ax.axhline(1.0, color="#888888", lw=0.8, ls="--")
-    ax.set_title(_text(f"{track['track']}: normalized score (IQM, 95% CI)"), fontsize=11)
+    ax.set_title(_text(f"{track['track']}: {_score_name(track)} (IQM, 95% CI)"), fontsize=11)
     ax.spines[["top", "right"]].set_visible(False)
     ax.set_ylim(bottom=0)
     ax.legend(frameon=False, fontsize=9, ncol=min(n, 4), loc="upper center",
@@ -93,7 +100,7 @@ def plot_task_curves(track: dict[str, Any], path: str | os.PathLike) -> Path:
         ax.set_title(task, fontsize=10)
         ax.set_xlabel("labeled trajectories")
         ax.spines[["top", "right"]].set_visible(False)
-    axes[0][0].set_ylabel("normalized score")
+    axes[0][0].set_ylabel(_score_name(track))
     handles, labels = axes[0][0].get_legend_handles_labels()
     for ax in axes[0][1:]:
         h, lab = ax.get_legend_handles_labels()

@@ -400,3 +400,12 @@ def test_end_to_end_real_run_to_board(tiny_dataset_home, tmp_path, monkeypatch):
         np.mean([x.primary.mean_return for _, x in preview.records]) / 50.0)
     frame = scoring.records_to_frame([rec])
     assert frame.loc[0, "primary_score"] == pytest.approx(rec.primary.mean_return / 50.0)
+
+
+def test_plots_name_the_smoke_tier_score_as_the_page_does():
+    """A smoke track (no valid reference) plots fractions of the demonstrators' return, and its
+    axis says so; a normalized track says normalized score."""
+    from leaderboard import plots
+
+    assert plots._score_name({"score": "demonstrator_fraction"}) == "fraction of demonstrators' return"
+    assert plots._score_name({"score": "normalized"}) == "normalized score"

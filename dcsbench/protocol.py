@@ -384,6 +384,7 @@ def evaluate(agent: Agent, dataset: str, budget: int | str, seed: int,
         catalogue.check_choice("budget", str(int(budget)), [str(b) for b in parsed.tier_spec.budgets])
     method_config = json_safe(getattr(agent, "config", {}))
     t_start = time.perf_counter()
+    commit = git_commit()  # the code this call starts with (a tree edited mid-run is not it)
     stages: dict[str, float] = {}
 
     # ---- 2. prepare (the data is checked as it is opened)
@@ -456,7 +457,7 @@ def evaluate(agent: Agent, dataset: str, budget: int | str, seed: int,
         "record_version": RECORD_VERSION,
         "protocol_version": catalogue.PROTOCOL_VERSION,
         "dcsbench_version": __version__,
-        "git_commit": git_commit(),
+        "git_commit": commit,
         "method": {"name": method, "version": version, "config": method_config,
                    "num_parameters": num_params},
         "task": parsed.task, "setting": parsed.setting, "tier": parsed.tier, "source": source,

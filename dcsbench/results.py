@@ -198,7 +198,7 @@ class ResultRecord(_Strict):
     record_version: int = 1
     protocol_version: int
     dcsbench_version: str = Field(max_length=64)
-    git_commit: str | None = Field(default=None, max_length=64)
+    git_commit: str | None = Field(default=None, max_length=64)  # at the start of the call that wrote it
     method: MethodInfo
     task: str
     setting: str

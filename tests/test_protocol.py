@@ -145,7 +145,16 @@ def fake_data(monkeypatch, toy_env, tmp_path):
     return refs
 
 
-def test_runner_writes_a_complete_record(fake_data, tmp_path):
+def test_runner_writes_a_complete_record(fake_data, tmp_path, monkeypatch):
+    tree = {"commit": "a" * 40}  # the tree changes while the run goes on (during evaluation)
+    monkeypatch.setattr(protocol, "git_commit", lambda: tree["commit"])
+    eval_pool = protocol._eval_pool
+
+    def edited_meanwhile(*args, **kwargs):
+        tree["commit"] = "b" * 40 + "-dirty"
+        return eval_pool(*args, **kwargs)
+
+    monkeypatch.setattr(protocol, "_eval_pool", edited_meanwhile)
     rec = protocol.evaluate(ta.PixelLatent(), "cheetah-run-distractors-tiny", 2, 1,
                             out=tmp_path / "runs", n_episodes=3, episode_length=6,
                             progress=False, verbose=False)
@@ -161,6 +170,7 @@ def test_runner_writes_a_complete_record(fake_data, tmp_path):
     assert {"prepare", "fit", "probe", "eval_primary", "eval_generalization", "total"} <= set(
         rec.stage_seconds)
     assert rec.hardware["cpu_count"] and rec.dataset.content_hash == "a" * 64
+    assert rec.git_commit == "a" * 40  # the code the run started with, not HEAD at the end
     # the probe sees a latent that encodes the action: near-zero error on held-out train
     # trajectories and on the eval split, far below the constant predictor
     m = rec.offline_metrics

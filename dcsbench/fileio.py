@@ -7,10 +7,24 @@ import os
 import tempfile
 from pathlib import Path
 
+def _process_umask() -> int:
+    """The process umask, read without changing it where Linux reports it (``/proc``); else by
+    setting and restoring it (for a moment other threads would create files with umask 0)."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as f:
+            for line in f:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
 # mkstemp creates 0600 files; a written file gets the mode a plain open() would give it (the
-# process umask, read once at import, when nothing else runs), or keeps the mode it had.
-_UMASK = os.umask(0)
-os.umask(_UMASK)
+# process umask, read once at import), or keeps the mode it had.
+_UMASK = _process_umask()
 
 
 def _mode_for(path: Path) -> int:

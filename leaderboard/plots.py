@@ -23,10 +23,6 @@ from dcsbench.plots import pyplot, save_figure
 COLORS = ("#0072B2", "#E69F00", "#009E73", "#D55E00", "#CC79A7", "#56B4E9", "#F0E442", "#000000")
 
 
-def _plt():
-    return pyplot()
-
-
 def _text(s: str) -> str:
     """Plain text for matplotlib (no mathtext)."""
     return s.replace("$", r"\$")
@@ -46,7 +42,7 @@ def _score_name(track: dict[str, Any]) -> str:
 
 def plot_bars(track: dict[str, Any], path: str | os.PathLike) -> Path:
     """Grouped bar chart of IQM normalized score with 95% CIs per method at each budget."""
-    plt = _plt()
+    plt = pyplot()
     rows, budgets = track["rows"], track["budgets"]
     n = max(len(rows), 1)
     width = 0.8 / n
@@ -79,7 +75,7 @@ def plot_bars(track: dict[str, Any], path: str | os.PathLike) -> Path:
 
 def plot_task_curves(track: dict[str, Any], path: str | os.PathLike) -> Path:
     """Per-task normalized score vs budget (log2 x axis), mean over seeds with a +-1 std band."""
-    plt = _plt()
+    plt = pyplot()
     tasks, budgets = track["tasks"], track["budgets"]
     fig, axes = plt.subplots(1, max(len(tasks), 1), figsize=(3.0 * max(len(tasks), 1), 2.9),
                              squeeze=False, sharey=True)
